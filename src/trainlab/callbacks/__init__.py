@@ -1,0 +1,3 @@
+from trainlab.callbacks.outputs import EpochSummary, MetricsWriter, PredictionsWriter
+
+__all__ = ["EpochSummary", "MetricsWriter", "PredictionsWriter"]

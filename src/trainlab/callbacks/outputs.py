@@ -1,0 +1,88 @@
+"""Callbacks that leave readable files in the run directory: metrics.json and predictions.csv."""
+
+import csv
+import io
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+
+from trainlab import tasks
+from trainlab.io import write_json_atomic, write_text_atomic
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The run directory: the logger's version directory (lightning_logs/<name>/version_N)."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+class MetricsWriter(Callback):
+    """After `test`, writes the test metrics to `metrics.json` (rank zero, atomically)."""
+
+    def on_test_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+            write_json_atomic(run_dir(trainer) / "metrics.json", metrics)
+
+
+class PredictionsWriter(BasePredictionWriter):
+    """After `predict`, writes `predictions.csv`: one row per sample of the predicted split, in order.
+
+    Columns: index (the sample's row in its split), dataset_index (its row in the whole dataset),
+    probability (binary), probability_<k> per class (multiclass), prediction (class or value), target.
+    """
+
+    def __init__(self):
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        if not trainer.is_global_zero:
+            return
+        rows = {key: torch.cat([p[key] for p in predictions]).cpu() for key in predictions[0]}
+        order = torch.argsort(rows["index"])
+        rows = {key: value[order] for key, value in rows.items()}
+        columns = {"index": rows["index"].tolist()}
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "split_indices"):
+            columns["dataset_index"] = datamodule.split_indices[datamodule.predict_split][rows["index"]].tolist()
+        scores = rows["scores"]
+        if pl_module.task == "binary":
+            columns["probability"] = scores.tolist()
+        elif pl_module.task == "multiclass":
+            for k in range(scores.shape[1]):
+                columns[f"probability_{k}"] = scores[:, k].tolist()
+        columns["prediction"] = rows["prediction"].tolist()
+        columns["target"] = rows["target"].to(rows["prediction"].dtype).tolist()
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+        write_text_atomic(run_dir(trainer) / "predictions.csv", buffer.getvalue())
+
+
+class EpochSummary(Callback):
+    """Every `every` epochs (and at the last), one line like the chapter's: epoch, train loss, val loss and
+    the task's headline metric (val/accuracy, or val/r2 for regression)."""
+
+    def __init__(self, every: int = 10):
+        self.every = every
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if self.every <= 0 or not trainer.is_global_zero:
+            return
+        if epoch % self.every and epoch != trainer.max_epochs:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"Epoch [{epoch}/{trainer.max_epochs}]"]
+        for key in ("train/loss", "val/loss", f"val/{tasks.HEADLINE[pl_module.task]}"):
+            if key in metrics:
+                parts.append(f"{key} {float(metrics[key]):.4f}")
+        line = ", ".join(parts)
+        # The progress bar prints above itself; without one, a plain line.
+        if trainer.progress_bar_callback is not None:
+            trainer.progress_bar_callback.print(line)
+        else:
+            print(line, flush=True)

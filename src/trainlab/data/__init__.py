@@ -1,0 +1,4 @@
+from trainlab.data.base import TabularDataModule
+from trainlab.data.synthetic import SyntheticDataModule
+
+__all__ = ["SyntheticDataModule", "TabularDataModule"]

@@ -1,0 +1,148 @@
+"""The data path every data source shares: split, fit scaling on the training split only, serve batches."""
+
+from abc import abstractmethod
+from typing import Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from trainlab.data.batching import batch_loader
+from trainlab.errors import require
+from trainlab.tasks import TASKS
+
+Split = Literal["train", "val", "test"]
+
+
+class TabularDataModule(pl.LightningDataModule):
+    """Base class: subclasses say what the data is (`load_arrays`, `task`, `num_features`, `num_classes`).
+
+    Splits: `test_fraction` of all samples is held out first, then `val_fraction` of all samples is
+    carved from the rest; the remainder trains. Both stratified by class for classification when
+    `stratify` is true. With `val_fraction` 0 there is no separate validation split and the test split
+    is evaluated every epoch instead, as the chapter does (it then also picks the "best" checkpoint,
+    so report the last one). A StandardScaler is fitted on the training split only.
+    """
+
+    key = "data.init_args"  # where this module's arguments live in a config, for error messages
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        eval_batch_size: int = 1024,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        stratify: bool = True,
+        scale: bool = True,
+        predict_split: Split = "test",
+        seed: int = 42,
+    ):
+        super().__init__()
+        k = self.key
+        require(batch_size >= 1, f"{k}.batch_size", batch_size, "an integer >= 1")
+        require(eval_batch_size >= 1, f"{k}.eval_batch_size", eval_batch_size, "an integer >= 1")
+        require(0 <= val_fraction < 1, f"{k}.val_fraction", val_fraction, "a fraction in [0, 1)")
+        require(0 < test_fraction < 1, f"{k}.test_fraction", test_fraction, "a fraction in (0, 1)")
+        require(
+            val_fraction + test_fraction < 1,
+            f"{k}.val_fraction + test_fraction",
+            val_fraction + test_fraction,
+            "less than 1, so that a training split remains",
+        )
+        require(predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split,
+                "one of train, val, test")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.stratify = stratify
+        self.scale = scale
+        self.predict_split = predict_split
+        self.seed = seed
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.split_indices: dict[str, np.ndarray] = {}  # each split's rows in the full dataset
+        self.scaler: StandardScaler | None = None
+
+    # --- what a subclass provides -------------------------------------------------------------
+    @property
+    @abstractmethod
+    def task(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def num_features(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def num_classes(self) -> int | None:
+        """Number of classes for classification, None for regression."""
+
+    @abstractmethod
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All samples: features (N, num_features) and targets (N,)."""
+
+    # --- the shared path ----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:  # idempotent: the data is made once per module
+            return
+        assert self.task in TASKS
+        X, y = self.load_arrays()
+        indices = np.arange(len(y))
+        train_idx, val_idx, test_idx = self._split(indices, y)
+        self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
+
+        X = X.astype(np.float32)
+        if self.scale:
+            self.scaler = StandardScaler().fit(X[train_idx])  # training split only
+            X = self.scaler.transform(X).astype(np.float32)
+        y_tensor = torch.from_numpy(y.astype(np.int64 if self.task == "multiclass" else np.float32))
+        X_tensor = torch.from_numpy(X)
+        for name, idx in self.split_indices.items():
+            rows = torch.from_numpy(idx)
+            self.splits[name] = (X_tensor[rows], y_tensor[rows])
+
+    def _split(self, indices: np.ndarray, y: np.ndarray):
+        def stratify(idx):
+            return y[idx] if self.stratify and self.task != "regression" else None
+
+        rest, test = train_test_split(
+            indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
+        )
+        if self.val_fraction == 0:
+            return rest, np.array([], dtype=indices.dtype), test
+        train, val = train_test_split(
+            rest,
+            test_size=self.val_fraction / (1 - self.test_fraction),
+            random_state=self.seed,
+            stratify=stratify(rest),
+        )
+        return train, val, test
+
+    @property
+    def validation_split(self) -> Split:
+        """The split evaluated every epoch: "val", or "test" when there is no validation split."""
+        return "val" if self.val_fraction > 0 else "test"
+
+    def split_size(self, name: Split) -> int:
+        return len(self.split_indices[name])
+
+    def train_dataloader(self):
+        X, y = self.splits["train"]
+        return batch_loader(X, y, batch_size=self.batch_size, shuffle=True, seed=self.seed)
+
+    def _eval_loader(self, name: Split, with_index: bool = False):
+        X, y = self.splits[name]
+        tensors = (X, y, torch.arange(len(y))) if with_index else (X, y)
+        return batch_loader(*tensors, batch_size=self.eval_batch_size, shuffle=False)
+
+    def val_dataloader(self):
+        return self._eval_loader(self.validation_split)
+
+    def test_dataloader(self):
+        return self._eval_loader("test")
+
+    def predict_dataloader(self):
+        # Batches carry each sample's index in its split, so predictions can be written in order.
+        return self._eval_loader(self.predict_split, with_index=True)

@@ -1,0 +1,132 @@
+"""trainlab's LightningCLI: the fit/validate/test/predict commands over one config.
+
+Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config has a `run` section
+(RunOptions) that says what to watch, when to stop and what to test after a fit.
+"""
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from trainlab import tasks
+from trainlab.callbacks import EpochSummary, MetricsWriter, PredictionsWriter
+from trainlab.checkpoints import check_checkpoint
+from trainlab.data import TabularDataModule
+from trainlab.errors import UserError, require
+from trainlab.models import MLPModule
+
+
+@dataclass
+class EarlyStoppingOptions:
+    """Stop when the monitored metric has not improved by `min_delta` for `patience` validations."""
+
+    patience: int = 10
+    min_delta: float = 0.0
+
+
+@dataclass
+class RunOptions:
+    """What a run watches and does around the Trainer.
+
+    Args:
+        monitor: the metric that picks the best checkpoint and drives early stopping (val/loss,
+            val/accuracy, val/f1, val/auroc, val/r2, ... or train/loss).
+        mode: min or max; auto takes the metric's natural direction (max for accuracy, min for loss).
+        early_stopping: patience and min_delta; null turns early stopping off.
+        summary_every: print a one-line summary every N epochs (0: never).
+        test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
+        test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
+    """
+
+    monitor: str = "val/loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    early_stopping: EarlyStoppingOptions | None = None
+    summary_every: int = 10
+    test_after_fit: bool = True
+    test_ckpt: Literal["best", "last"] = "best"
+
+
+def monitor_mode(run: RunOptions) -> str:
+    if run.mode != "auto":
+        return run.mode
+    return "max" if tasks.HIGHER_IS_BETTER[run.monitor.split("/")[-1]] else "min"
+
+
+class TrainlabCLI(LightningCLI):
+    def __init__(self, args=None, **kwargs):
+        super().__init__(
+            model_class=MLPModule,
+            datamodule_class=TabularDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults={
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": "lightning_logs", "name": "trainlab", "default_hp_metric": False},
+                },
+                "log_every_n_steps": 1,  # everything is logged per epoch; this only silences a warning
+            },
+            args=args,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_class_arguments(RunOptions, "run")
+        # The data decides what the model's input and output are; configs never repeat them.
+        for source, target in (("num_features", "input_dim"), ("task", "task"), ("num_classes", "num_classes")):
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path:
+            check_checkpoint(ckpt_path)
+
+    def instantiate_trainer(self, **kwargs):
+        run: RunOptions = self._get(self.config_init, "run")
+        self._check_run_options(run)
+        mode = monitor_mode(run)
+        callbacks = [
+            ModelCheckpoint(monitor=run.monitor, mode=mode, save_last=True, filename="best-epoch{epoch:03d}",
+                            auto_insert_metric_name=False),
+            EpochSummary(run.summary_every),
+            MetricsWriter(),
+            PredictionsWriter(),
+        ]
+        if run.early_stopping is not None:
+            stop = run.early_stopping
+            callbacks.append(EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience,
+                                           min_delta=stop.min_delta))
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
+        return super().instantiate_trainer(**kwargs)
+
+    def _check_run_options(self, run: RunOptions) -> None:
+        allowed = self.model.monitorable()
+        require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
+        require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
+        if run.early_stopping is not None:
+            require(run.early_stopping.patience >= 1, "run.early_stopping.patience", run.early_stopping.patience,
+                    "an integer >= 1")
+            require(run.early_stopping.min_delta >= 0, "run.early_stopping.min_delta",
+                    run.early_stopping.min_delta, "a number >= 0")
+
+    def after_fit(self) -> None:
+        run: RunOptions = self._get(self.config_init, "run")
+        if not run.test_after_fit or self.trainer.interrupted:
+            return
+        ckpt_path = None if self.trainer.fast_dev_run else run.test_ckpt
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+
+def run_lightning_cli(args: list[str]) -> None:
+    """Run one Lightning command. Raises UserError for bad input."""
+    # In-memory tensors need no loader workers; the warning that says otherwise is noise here.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    try:
+        TrainlabCLI(args=args, parser_kwargs={"exit_on_error": False})
+    except UserError:
+        raise

@@ -1,0 +1,53 @@
+"""A plain multilayer perceptron: nothing Lightning about it."""
+
+from typing import Literal
+
+from torch import nn
+
+Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
+Init = Literal["default", "xavier", "kaiming"]
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+class MLP(nn.Module):
+    """Linear layers of `hidden_dims` widths, each followed by [BatchNorm], activation, [Dropout]; then a
+    linear output layer. `MLP(2, 1, [10])` is the chapter's SimpleClassifier: 2-10-ReLU-1."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        hidden_dims: list[int],
+        activation: Activation = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        init: Init = "default",
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = input_dim
+        for hidden in hidden_dims:
+            layers.append(nn.Linear(width, hidden))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = hidden
+        layers.append(nn.Linear(width, output_dim))
+        self.layers = nn.Sequential(*layers)
+        if init != "default":
+            self._initialise(init, activation)
+
+    def _initialise(self, init: str, activation: str) -> None:
+        for layer in self.layers:
+            if isinstance(layer, nn.Linear):
+                if init == "xavier":
+                    nn.init.xavier_uniform_(layer.weight)
+                else:  # kaiming, for the rectifier family; tanh and sigmoid fall back to its linear gain
+                    relu_like = activation in ("relu", "leaky_relu", "gelu")
+                    nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu" if relu_like else "linear")
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x):
+        return self.layers(x)

@@ -1,0 +1,100 @@
+"""What each task means for the model: its output size, losses, metrics and how logits become predictions.
+
+`task` is one of "binary", "multiclass", "regression". Multiclass precision, recall, F1 and AUROC are
+macro-averaged (every class counts equally); accuracy is the plain fraction of correct predictions.
+"""
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS = ("binary", "multiclass", "regression")
+
+# The first loss of each task is its default ("auto").
+LOSSES = {
+    "binary": ("bce",),
+    "multiclass": ("cross_entropy",),
+    "regression": ("mse", "l1", "huber"),
+}
+METRIC_NAMES = {
+    "binary": ("accuracy", "precision", "recall", "f1", "auroc"),
+    "multiclass": ("accuracy", "precision", "recall", "f1", "auroc"),
+    "regression": ("mse", "rmse", "mae", "r2"),
+}
+# The metric a one-line summary shows.
+HEADLINE = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r2"}
+# Whether a larger value of each metric is better (for checkpoint and early-stopping modes).
+HIGHER_IS_BETTER = {"accuracy": True, "precision": True, "recall": True, "f1": True, "auroc": True,
+                    "mse": False, "rmse": False, "mae": False, "r2": True, "loss": False}
+
+
+def output_dim(task: str, num_classes: int | None) -> int:
+    return num_classes if task == "multiclass" else 1
+
+
+def make_loss(task: str, name: str) -> nn.Module:
+    return {
+        "bce": nn.BCEWithLogitsLoss,
+        "cross_entropy": nn.CrossEntropyLoss,
+        "mse": nn.MSELoss,
+        "l1": nn.L1Loss,
+        "huber": nn.HuberLoss,
+    }[name]()
+
+
+def make_metrics(task: str, num_classes: int | None):
+    """One MetricCollection for a task; clone it with a prefix per stage."""
+    import torchmetrics as tm
+    from torchmetrics import classification as c
+    from torchmetrics import regression as r
+
+    if task == "binary":
+        metrics = {
+            "accuracy": c.BinaryAccuracy(),
+            "precision": c.BinaryPrecision(),
+            "recall": c.BinaryRecall(),
+            "f1": c.BinaryF1Score(),
+            "auroc": c.BinaryAUROC(),
+        }
+    elif task == "multiclass":
+        k = num_classes
+        metrics = {
+            "accuracy": c.MulticlassAccuracy(k, average="micro"),
+            "precision": c.MulticlassPrecision(k, average="macro"),
+            "recall": c.MulticlassRecall(k, average="macro"),
+            "f1": c.MulticlassF1Score(k, average="macro"),
+            "auroc": c.MulticlassAUROC(k, average="macro"),
+        }
+    else:
+        metrics = {
+            "mse": r.MeanSquaredError(),
+            "rmse": r.MeanSquaredError(squared=False),
+            "mae": r.MeanAbsoluteError(),
+            "r2": r.R2Score(),
+        }
+    return tm.MetricCollection(metrics)
+
+
+def loss_inputs(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """The model's raw output in the shape the task's loss expects: (N,) for one output, (N, C) for classes."""
+    return logits if task == "multiclass" else logits.squeeze(-1)
+
+
+def metric_inputs(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """What the metrics score: the positive-class probability, class probabilities, or the value."""
+    if task == "binary":
+        return torch.sigmoid(logits.squeeze(-1))
+    if task == "multiclass":
+        return torch.softmax(logits, dim=-1)
+    return logits.squeeze(-1)
+
+
+def predicted_labels(task: str, scores: torch.Tensor) -> torch.Tensor:
+    """Turn `metric_inputs` into the predicted class (threshold 0.5, or argmax); values stay values."""
+    if task == "binary":
+        return (scores > 0.5).long()
+    if task == "multiclass":
+        return scores.argmax(dim=-1)
+    return scores
