@@ -17,8 +17,9 @@ def check_checkpoint(path: str, key: str = "--ckpt_path") -> None:
         return
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"{key}={path!r}: no such file; give the path of a .ckpt file (or one of: "
-                        f"{', '.join(CKPT_KEYWORDS)})")
+        raise UserError(
+            f"{key}={path!r}: no such file; give the path of a .ckpt file (or one of: {', '.join(CKPT_KEYWORDS)})"
+        )
     import torch
 
     try:

@@ -1,6 +1,7 @@
 """The `trainlab` command. Kept light: heavy imports (Lightning, torch) happen only once a command runs,
 so that `trainlab --help` and `trainlab --version` answer at once."""
 
+import os
 import re
 import sys
 
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from argparse import ArgumentError
 
+    # Lightning's own use of jsonargparse triggers deprecation notices users can do nothing about.
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     from trainlab.lightning_cli import run_lightning_cli
 
     try:

@@ -4,6 +4,7 @@ Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config h
 (RunOptions) that says what to watch, when to stop and what to test after a fit.
 """
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -91,16 +92,22 @@ class TrainlabCLI(LightningCLI):
         self._check_run_options(run)
         mode = monitor_mode(run)
         callbacks = [
-            ModelCheckpoint(monitor=run.monitor, mode=mode, save_last=True, filename="best-epoch{epoch:03d}",
-                            auto_insert_metric_name=False),
+            ModelCheckpoint(
+                monitor=run.monitor,
+                mode=mode,
+                save_last=True,
+                filename="best-epoch{epoch:03d}",
+                auto_insert_metric_name=False,
+            ),
             EpochSummary(run.summary_every),
             MetricsWriter(),
             PredictionsWriter(),
         ]
         if run.early_stopping is not None:
             stop = run.early_stopping
-            callbacks.append(EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience,
-                                           min_delta=stop.min_delta))
+            callbacks.append(
+                EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta)
+            )
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
         return super().instantiate_trainer(**kwargs)
 
@@ -109,10 +116,18 @@ class TrainlabCLI(LightningCLI):
         require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
         require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
         if run.early_stopping is not None:
-            require(run.early_stopping.patience >= 1, "run.early_stopping.patience", run.early_stopping.patience,
-                    "an integer >= 1")
-            require(run.early_stopping.min_delta >= 0, "run.early_stopping.min_delta",
-                    run.early_stopping.min_delta, "a number >= 0")
+            require(
+                run.early_stopping.patience >= 1,
+                "run.early_stopping.patience",
+                run.early_stopping.patience,
+                "an integer >= 1",
+            )
+            require(
+                run.early_stopping.min_delta >= 0,
+                "run.early_stopping.min_delta",
+                run.early_stopping.min_delta,
+                "a number >= 0",
+            )
 
     def after_fit(self) -> None:
         run: RunOptions = self._get(self.config_init, "run")
@@ -120,6 +135,10 @@ class TrainlabCLI(LightningCLI):
             return
         ckpt_path = None if self.trainer.fast_dev_run else run.test_ckpt
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
 
 def run_lightning_cli(args: list[str]) -> None:
@@ -133,4 +152,7 @@ def run_lightning_cli(args: list[str]) -> None:
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
     # Predict batches carry their own sample indices (see TabularDataModule.predict_dataloader).
     warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
+    rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_an_advert not in rank_zero_log.filters:
+        rank_zero_log.addFilter(_not_an_advert)
     TrainlabCLI(args=args, parser_kwargs={"exit_on_error": False})

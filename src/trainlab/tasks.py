@@ -26,8 +26,18 @@ METRIC_NAMES = {
 # The metric a one-line summary shows.
 HEADLINE = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r2"}
 # Whether a larger value of each metric is better (for checkpoint and early-stopping modes).
-HIGHER_IS_BETTER = {"accuracy": True, "precision": True, "recall": True, "f1": True, "auroc": True,
-                    "mse": False, "rmse": False, "mae": False, "r2": True, "loss": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "auroc": True,
+    "mse": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+    "loss": False,
+}
 
 
 def output_dim(task: str, num_classes: int | None) -> int:

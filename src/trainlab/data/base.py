@@ -51,8 +51,9 @@ class TabularDataModule(pl.LightningDataModule):
             val_fraction + test_fraction,
             "less than 1, so that a training split remains",
         )
-        require(predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split,
-                "one of train, val, test")
+        require(
+            predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split, "one of train, val, test"
+        )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
@@ -96,7 +97,8 @@ class TabularDataModule(pl.LightningDataModule):
         X = X.astype(np.float32)
         if self.scale:
             self.scaler = StandardScaler().fit(X[train_idx])  # training split only
-            X = self.scaler.transform(X).astype(np.float32)
+            # Standardise in float64, then store float32: the chapter's code does the same.
+            X = self.scaler.transform(X.astype(np.float64)).astype(np.float32)
         y_tensor = torch.from_numpy(y.astype(np.int64 if self.task == "multiclass" else np.float32))
         X_tensor = torch.from_numpy(X)
         for name, idx in self.split_indices.items():

@@ -160,5 +160,4 @@ class SyntheticDataModule(TabularDataModule):
                 noise=h.noise,
                 random_state=seed,
             )
-        return datasets.make_friedman1(n_samples=h.n_samples, n_features=h.n_features, noise=h.noise,
-                                       random_state=seed)
+        return datasets.make_friedman1(n_samples=h.n_samples, n_features=h.n_features, noise=h.noise, random_state=seed)

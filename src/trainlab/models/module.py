@@ -12,8 +12,12 @@ from trainlab.models.mlp import ACTIVATIONS, MLP, Activation, Init
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 Scheduler = Literal["plateau", "step", "cosine"]
 Loss = Literal["auto", "bce", "cross_entropy", "mse", "l1", "huber"]
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-              "rmsprop": torch.optim.RMSprop}
+OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+}
 STAGES = ("train", "val", "test")
 
 
@@ -73,8 +77,12 @@ class MLPModule(pl.LightningModule):
         require(task in tasks.TASKS, f"{k}.task", task, "binary, multiclass or regression")
         require(input_dim >= 1, f"{k}.input_dim", input_dim, "an integer >= 1")
         if task == "multiclass":
-            require(num_classes is not None and num_classes >= 2, f"{k}.num_classes", num_classes,
-                    "an integer >= 2 for multiclass")
+            require(
+                num_classes is not None and num_classes >= 2,
+                f"{k}.num_classes",
+                num_classes,
+                "an integer >= 2 for multiclass",
+            )
         require(all(h >= 1 for h in hidden_dims), f"{k}.hidden_dims", hidden_dims, "a list of integers >= 1")
         require(activation in ACTIVATIONS, f"{k}.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
         require(0 <= dropout < 1, f"{k}.dropout", dropout, "a probability in [0, 1)")
@@ -82,8 +90,12 @@ class MLPModule(pl.LightningModule):
         require(lr > 0, f"{k}.lr", lr, "a number > 0")
         require(weight_decay >= 0, f"{k}.weight_decay", weight_decay, "a number >= 0")
         require(momentum >= 0, f"{k}.momentum", momentum, "a number >= 0")
-        require(not nesterov or (optimizer == "sgd" and momentum > 0), f"{k}.nesterov", nesterov,
-                "true only with optimizer sgd and momentum > 0")
+        require(
+            not nesterov or (optimizer == "sgd" and momentum > 0),
+            f"{k}.nesterov",
+            nesterov,
+            "true only with optimizer sgd and momentum > 0",
+        )
         require(l1_penalty >= 0, f"{k}.l1_penalty", l1_penalty, "a number >= 0")
         fitting = tasks.LOSSES[task]
         loss = fitting[0] if loss == "auto" else loss
@@ -91,8 +103,9 @@ class MLPModule(pl.LightningModule):
         self.save_hyperparameters()
 
         self.task = task
-        self.net = MLP(input_dim, tasks.output_dim(task, num_classes), hidden_dims, activation, dropout,
-                       batch_norm, init)
+        self.net = MLP(
+            input_dim, tasks.output_dim(task, num_classes), hidden_dims, activation, dropout, batch_norm, init
+        )
         self.criterion = tasks.make_loss(task, loss)
         metrics = tasks.make_metrics(task, num_classes)
         # One collection per stage; torchmetrics keeps their states apart.
@@ -134,8 +147,7 @@ class MLPModule(pl.LightningModule):
         predicted label, and the target."""
         x, y, index = batch
         scores = tasks.metric_inputs(self.task, self(x))
-        return {"index": index, "scores": scores, "prediction": tasks.predicted_labels(self.task, scores),
-                "target": y}
+        return {"index": index, "scores": scores, "prediction": tasks.predicted_labels(self.task, scores), "target": y}
 
     def monitorable(self) -> list[str]:
         """The metric keys a checkpoint or early stopping can watch."""

@@ -1,0 +1,97 @@
+"""Bad input: one line naming the key or file and what is allowed, exit code 2, no traceback, nothing written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import config, run_cli
+
+CASES = {
+    "unknown key": (["--model.init_args.learning_rate", "0.1"], "model.init_args: Option 'learning_rate'"),
+    "unknown top-level key": (["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+    "zero learning rate": (["--model.init_args.lr", "0"], "model.init_args.lr=0.0 is not allowed: a number > 0"),
+    "negative learning rate": (["--model.init_args.lr", "-0.01"], "model.init_args.lr=-0.01 is not allowed"),
+    "no training split": (
+        ["--data.init_args.val_fraction", "0.5", "--data.init_args.test_fraction", "0.5"],
+        "data.init_args.val_fraction + test_fraction=1.0 is not allowed: less than 1",
+    ),
+    "n_informative > n_features": (
+        ["--data.init_args.n_informative", "3"],
+        "data.init_args.n_informative=3 is not allowed: an integer from 1 to n_features",
+    ),
+    "unknown optimizer": (
+        ["--model.init_args.optimizer", "adagrad"],
+        "model.init_args.optimizer: got 'adagrad'; allowed: 'sgd', 'adam', 'adamw', 'rmsprop'",
+    ),
+    "unknown activation": (["--model.init_args.activation", "swish"], "model.init_args.activation: got 'swish'"),
+    "unknown generator": (["--data.init_args.generator", "spirals"], "data.init_args.generator: got 'spirals'"),
+    "loss that does not fit the task": (
+        ["--model.init_args.loss", "mse"],
+        "model.init_args.loss='mse' is not allowed: for task binary: auto or bce",
+    ),
+    "bad type": (["--trainer.max_epochs", "many"], "trainer.max_epochs: Expected a int (got 'many')"),
+    "unknown monitor": (["--run.monitor", "val/r2"], "run.monitor='val/r2' is not allowed: one of train/loss"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_values(case, capsys):
+    args, message = CASES[case]
+    assert run_cli("fit", "-c", config("seed"), *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("trainlab: error: ")
+    assert message in err[-1]
+    assert not Path("lightning_logs").exists()
+
+
+def test_bad_value_in_a_config_file(tmp_path, capsys):
+    text = Path(config("seed")).read_text().replace("lr: 0.01", "lr: -1.0")
+    (tmp_path / "bad.yaml").write_text(text)
+    assert run_cli("fit", "-c", tmp_path / "bad.yaml") == 2
+    assert "model.init_args.lr=-1.0 is not allowed" in capsys.readouterr().err
+
+
+def test_unknown_key_in_a_config_file(tmp_path, capsys):
+    text = Path(config("seed")).read_text().replace("lr: 0.01", "lr: 0.01\n    momentumm: 0.9")
+    (tmp_path / "bad.yaml").write_text(text)
+    assert run_cli("fit", "-c", tmp_path / "bad.yaml") == 2
+    assert "model.init_args: Option 'momentumm' is not accepted" in capsys.readouterr().err
+
+
+def test_missing_config_file(capsys):
+    assert run_cli("fit", "-c", "nowhere.yaml") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trainlab: error: config: File does not exist:") and "nowhere.yaml" in err
+
+
+def test_unknown_command(capsys):
+    assert run_cli("train", "-c", config("seed")) == 2
+    assert "unknown command 'train'; allowed: fit, validate, test, predict" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["test", "validate", "predict"])
+def test_missing_checkpoint(command, capsys):
+    assert run_cli(command, "-c", config("seed"), "--ckpt_path", "runs/nothing.ckpt") == 2
+    assert "--ckpt_path='runs/nothing.ckpt': no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a checkpoint", b"PK\x03\x04 truncated zip"])
+def test_file_that_is_not_a_checkpoint(content, tmp_path, capsys):
+    (tmp_path / "broken.ckpt").write_bytes(content)
+    assert run_cli("test", "-c", config("seed"), "--ckpt_path", tmp_path / "broken.ckpt") == 2
+    err = capsys.readouterr().err
+    assert "broken.ckpt" in err and "not a readable checkpoint" in err
+
+
+def test_console_script_prints_no_traceback():
+    trainlab = Path(sys.executable).with_name("trainlab")
+    done = subprocess.run(
+        [trainlab, "fit", "-c", config("seed"), "--model.init_args.lr", "-1"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "trainlab: error: model.init_args.lr=-1.0 is not allowed: a number > 0"
+    )

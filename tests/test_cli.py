@@ -1,0 +1,171 @@
+"""The trainlab command end to end: real Lightning fits, tests and predictions on every config."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn import metrics as skm
+
+from conftest import QUIET, config, read_json, run_cli, run_dirs
+from trainlab import tasks
+
+SHORT = ["--trainer.max_epochs", "3", *QUIET]
+CONFIG_TASKS = {"seed": "binary", "default": "binary", "multiclass": "multiclass", "regression": "regression"}
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+
+
+@pytest.mark.parametrize("name", CONFIG_TASKS)
+def test_fit_then_test_then_predict(name):
+    task = CONFIG_TASKS[name]
+    assert run_cli("fit", "-c", config(name), *SHORT) == 0
+    (fit_dir,) = run_dirs(name)
+    assert (fit_dir / "config.yaml").is_file() and (fit_dir / "hparams.yaml").is_file()
+    assert list(fit_dir.glob("events.out.tfevents.*"))
+    checkpoints = fit_dir / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    (best,) = checkpoints.glob("best-epoch*.ckpt")
+    fit_metrics = read_json(fit_dir / "metrics.json")  # a fit tests its checkpoint by default
+    expected = {"test/loss"} | {f"test/{m}" for m in tasks.METRIC_NAMES[task]}
+    assert set(fit_metrics) == expected
+
+    assert run_cli("test", "-c", config(name), "--ckpt_path", best, *QUIET) == 0
+    assert run_cli("predict", "-c", config(name), "--ckpt_path", best, *QUIET) == 0
+    _, test_dir, predict_dir = run_dirs(name)
+    metrics = read_json(test_dir / "metrics.json")
+    assert set(metrics) == expected
+    predictions = read_predictions(predict_dir / "predictions.csv")
+
+    # predictions.csv: one row per test sample, in order; its scores give test/metrics.json again
+    target, predicted = predictions["target"], predictions["prediction"]
+    assert np.array_equal(predictions["index"], np.arange(len(target)))
+    if task == "binary":
+        assert metrics["test/accuracy"] == pytest.approx(skm.accuracy_score(target, predicted), abs=1e-6)
+        assert metrics["test/f1"] == pytest.approx(skm.f1_score(target, predicted), abs=1e-6)
+        assert metrics["test/auroc"] == pytest.approx(skm.roc_auc_score(target, predictions["probability"]), abs=1e-5)
+        assert np.array_equal(predicted, predictions["probability"] > 0.5)
+    elif task == "multiclass":
+        probabilities = np.stack([predictions[f"probability_{k}"] for k in range(4)], axis=1)
+        assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+        assert np.array_equal(predicted, probabilities.argmax(1))
+        assert metrics["test/accuracy"] == pytest.approx(skm.accuracy_score(target, predicted), abs=1e-6)
+        assert metrics["test/f1"] == pytest.approx(skm.f1_score(target, predicted, average="macro"), abs=1e-5)
+        auroc = skm.roc_auc_score(target, probabilities, multi_class="ovr", average="macro")
+        assert metrics["test/auroc"] == pytest.approx(auroc, abs=1e-4)
+    else:
+        assert metrics["test/mse"] == pytest.approx(skm.mean_squared_error(target, predicted), rel=1e-4)
+        assert metrics["test/r2"] == pytest.approx(skm.r2_score(target, predicted), rel=1e-4)
+
+
+def test_saved_config_reruns_the_same_run():
+    assert run_cli("fit", "-c", config("seed"), *SHORT) == 0
+    (first,) = run_dirs("seed")
+    saved = yaml.safe_load((first / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["hidden_dims"] == [10]
+    assert saved["data"]["init_args"]["stratify"] is False
+    assert saved["run"]["test_ckpt"] == "last"
+    assert run_cli("fit", "-c", first / "config.yaml") == 0
+    _, second = run_dirs("seed")
+    assert read_json(second / "metrics.json") == read_json(first / "metrics.json")
+
+
+def test_print_config_shows_defaults_and_overrides(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--model.init_args.lr", "0.1", "--print_config") == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["lr"] == 0.1
+    assert printed["model"]["init_args"]["weight_decay"] == 0.0  # a default from the signature
+    assert printed["run"]["monitor"] == "val/loss"
+    assert not Path("lightning_logs").exists()  # printing runs nothing
+
+
+def test_early_stopping_stops_and_the_summary_line_is_printed(capsys):
+    args = [
+        "--trainer.max_epochs",
+        "200",
+        "--run.early_stopping.patience",
+        "2",
+        "--run.summary_every",
+        "1",
+        "--model.init_args.lr",
+        "0.05",
+        *QUIET,
+    ]
+    assert run_cli("fit", "-c", config("default"), *args) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("Epoch [")]
+    assert 3 <= len(lines) < 200
+    assert lines[0].startswith("Epoch [1/200], train/loss ") and "val/loss" in lines[0] and "val/accuracy" in lines[0]
+
+
+def test_best_checkpoint_follows_the_monitored_metric_and_mode():
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["--trainer.max_epochs", "6", "--run.monitor", "val/accuracy", "--model.init_args.lr", "0.0005", *QUIET]
+    assert run_cli("fit", "-c", config("default"), *args) == 0
+    (run,) = run_dirs("default")
+    events = EventAccumulator(str(run)).Reload()
+    per_epoch = [event.value for event in events.Scalars("val/accuracy")]
+    assert len(per_epoch) == 6
+    assert {"train/loss", "val/loss", "val/f1", "val/auroc"} <= set(events.Tags()["scalars"])
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert state["monitor"] == "val/accuracy"
+    assert float(state["best_model_score"]) == pytest.approx(max(per_epoch))  # mode auto: max for accuracy
+    best_epoch = per_epoch.index(max(per_epoch))
+    assert Path(state["best_model_path"]).name == f"best-epoch{best_epoch:03d}.ckpt"
+
+
+FRESH_PROCESS = """
+import sys, torch
+from trainlab.models import MLPModule
+module = MLPModule.load_from_checkpoint(sys.argv[1], map_location="cpu")
+module.eval()
+x = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save(module(x), sys.argv[3])
+"""
+
+
+def test_checkpoint_reloads_in_a_fresh_process_with_identical_predictions(tmp_path):
+    assert run_cli("fit", "-c", config("multiclass"), *SHORT) == 0
+    (run,) = run_dirs("multiclass")
+    ckpt = run / "checkpoints" / "last.ckpt"
+    from trainlab.models import MLPModule
+
+    module = MLPModule.load_from_checkpoint(ckpt).eval()
+    x = torch.randn(50, module.hparams.input_dim)
+    torch.save(x, tmp_path / "x.pt")
+    subprocess.run([sys.executable, "-c", FRESH_PROCESS, ckpt, tmp_path / "x.pt", tmp_path / "y.pt"], check=True)
+    with torch.no_grad():
+        assert torch.equal(torch.load(tmp_path / "y.pt"), module(x))
+    assert module.hparams.task == "multiclass" and module.hparams.num_classes == 4
+
+
+@pytest.mark.slow
+def test_the_chapter_experiment_reaches_the_chapters_accuracy():
+    assert run_cli("fit", "-c", config("seed"), *QUIET) == 0
+    (run,) = run_dirs("seed")
+    metrics = read_json(run / "metrics.json")
+    assert 0.89 <= metrics["test/accuracy"] <= 0.95
+
+
+def test_help_and_version_answer_without_lightning():
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    for flag, text in (("--help", "commands:"), ("--version", "trainlab 0.1.0")):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, flag], capture_output=True, text=True)
+        assert done.returncode == 0 and text in done.stdout
+        assert "lightning" not in done.stderr and "torch" not in done.stderr  # nothing heavy was imported
+
+
+def test_python_dash_m_trainlab():
+    done = subprocess.run([sys.executable, "-m", "trainlab", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "trainlab 0.1.0"

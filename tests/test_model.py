@@ -1,0 +1,146 @@
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from trainlab.errors import UserError
+from trainlab.models import MLP, MLPModule
+
+
+def test_mlp_with_one_hidden_layer_is_the_chapters_simple_classifier():
+    mlp = MLP(2, 1, [10])
+    kinds = [type(layer) for layer in mlp.layers]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Linear]
+    assert (mlp.layers[0].in_features, mlp.layers[0].out_features, mlp.layers[2].out_features) == (2, 10, 1)
+    assert sum(p.numel() for p in mlp.parameters()) == 41  # 2*10 + 10 + 10*1 + 1
+
+
+def test_mlp_options_build_the_layers_they_name():
+    mlp = MLP(4, 3, [8, 6], activation="tanh", dropout=0.2, batch_norm=True)
+    kinds = [type(layer) for layer in mlp.layers]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.Tanh, nn.Dropout] * 2 + [nn.Linear]
+    assert mlp(torch.randn(5, 4)).shape == (5, 3)
+
+
+@pytest.mark.parametrize("init", ["xavier", "kaiming"])
+def test_weight_init_options(init):
+    torch.manual_seed(0)
+    default = MLP(50, 1, [200])
+    torch.manual_seed(0)
+    custom = MLP(50, 1, [200], init=init)
+    first = custom.layers[0]
+    assert torch.count_nonzero(first.bias) == 0
+    bound = (6 / (50 + 200)) ** 0.5 if init == "xavier" else (6 / 50) ** 0.5
+    assert first.weight.abs().max() <= bound
+    assert first.weight.abs().max() > 0.9 * bound  # uses its range, unlike PyTorch's default 1/sqrt(50)
+    assert not torch.equal(default.layers[0].weight, first.weight)
+
+
+@pytest.mark.parametrize(
+    "task, num_classes, logits_shape",
+    [("binary", 2, (7, 1)), ("multiclass", 5, (7, 5)), ("regression", None, (7, 1))],
+)
+def test_forward_shapes_per_task(task, num_classes, logits_shape):
+    module = MLPModule(input_dim=3, task=task, num_classes=num_classes, hidden_dims=[8])
+    assert module(torch.randn(7, 3)).shape == logits_shape
+
+
+def batch_for(task: str, n: int = 64):
+    torch.manual_seed(1)
+    x = torch.randn(n, 4)
+    if task == "binary":
+        y = (x[:, 0] > 0).float()
+    elif task == "multiclass":
+        y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    else:
+        y = 3 * x[:, 0] - x[:, 1]
+    return x, y
+
+
+@pytest.mark.parametrize("task, num_classes", [("binary", 2), ("multiclass", 3), ("regression", None)])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_one_optimisation_step_lowers_the_loss(task, num_classes, optimizer):
+    torch.manual_seed(0)
+    module = MLPModule(
+        input_dim=4,
+        task=task,
+        num_classes=num_classes,
+        hidden_dims=[16],
+        optimizer=optimizer,
+        lr=0.01,
+        momentum=0.9 if optimizer == "sgd" else 0.0,
+    )
+    opt = module.configure_optimizers()
+    batch = batch_for(task)
+    before, _, _ = module.model_step(batch)
+    before.backward()
+    opt.step()
+    after, _, _ = module.model_step(batch)
+    assert after.item() < before.item()
+
+
+def test_loss_matches_the_task_and_l1_loss_is_selectable():
+    assert isinstance(MLPModule(input_dim=2, task="binary").criterion, nn.BCEWithLogitsLoss)
+    assert isinstance(MLPModule(input_dim=2, task="multiclass", num_classes=3).criterion, nn.CrossEntropyLoss)
+    assert isinstance(MLPModule(input_dim=2, task="regression").criterion, nn.MSELoss)
+    assert isinstance(MLPModule(input_dim=2, task="regression", loss="l1").criterion, nn.L1Loss)
+    assert isinstance(MLPModule(input_dim=2, task="regression", loss="huber").criterion, nn.HuberLoss)
+
+
+def test_l1_penalty_adds_the_weights_l1_norm_to_the_training_loss():
+    torch.manual_seed(0)
+    plain = MLPModule(input_dim=4, task="regression", hidden_dims=[8])
+    torch.manual_seed(0)
+    penalised = MLPModule(input_dim=4, task="regression", hidden_dims=[8], l1_penalty=0.1)
+    batch = batch_for("regression")
+    l1 = sum(p.abs().sum() for n, p in penalised.net.named_parameters() if n.endswith("weight"))
+    penalised.log = plain.log = lambda *a, **k: None  # no Trainer attached here
+    diff = penalised.training_step(batch, 0) - plain.training_step(batch, 0)
+    assert torch.isclose(diff, 0.1 * l1)
+
+
+@pytest.mark.parametrize(
+    "scheduler, kind",
+    [
+        ("step", torch.optim.lr_scheduler.StepLR),
+        ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR),
+        ("plateau", torch.optim.lr_scheduler.ReduceLROnPlateau),
+    ],
+)
+def test_schedulers(scheduler, kind):
+    module = MLPModule(input_dim=2, task="binary", scheduler=scheduler)
+    config = module.configure_optimizers()
+    sched = config["lr_scheduler"]
+    sched = sched["scheduler"] if isinstance(sched, dict) else sched
+    assert isinstance(sched, kind)
+
+
+def test_optimizer_settings_reach_the_optimizer():
+    module = MLPModule(
+        input_dim=2, task="binary", optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    )
+    opt = module.configure_optimizers()
+    group = opt.param_groups[0]
+    assert isinstance(opt, torch.optim.SGD)
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.05, 0.9, True, 1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"lr": 0.0}, "model.init_args.lr"),
+        ({"lr": -0.1}, "model.init_args.lr"),
+        ({"loss": "mse"}, "model.init_args.loss"),
+        ({"loss": "cross_entropy"}, "model.init_args.loss"),
+        ({"optimizer": "adagrad"}, "model.init_args.optimizer"),
+        ({"activation": "swish"}, "model.init_args.activation"),
+        ({"dropout": 1.0}, "model.init_args.dropout"),
+        ({"weight_decay": -1.0}, "model.init_args.weight_decay"),
+        ({"nesterov": True}, "model.init_args.nesterov"),
+        ({"hidden_dims": [8, 0]}, "model.init_args.hidden_dims"),
+    ],
+)
+def test_bad_model_arguments_name_the_key(kwargs, key):
+    with pytest.raises(UserError, match="^" + re.escape(key) + "="):
+        MLPModule(input_dim=2, task="binary", **kwargs)
