@@ -33,6 +33,13 @@ CASES = {
     ),
     "bad type": (["--trainer.max_epochs", "many"], "trainer.max_epochs: Expected a int (got 'many')"),
     "unknown monitor": (["--run.monitor", "val/r2"], "run.monitor='val/r2' is not allowed: one of train/loss"),
+    "trainer clipping": (
+        ["--trainer.gradient_clip_val", "1.0"],
+        "trainer.gradient_clip_val=1.0 is not allowed: null: trainlab clips in its own optimizer loop; "
+        "set model.init_args.gradient_clip_val instead",
+    ),
+    "gradient accumulation": (["--trainer.accumulate_grad_batches", "4"], "trainer.accumulate_grad_batches=4"),
+    "no logger": (["--trainer.logger", "false"], "trainer.logger=False is not allowed: a logger"),
 }
 
 

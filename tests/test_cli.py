@@ -124,6 +124,14 @@ def test_best_checkpoint_follows_the_monitored_metric_and_mode():
     assert Path(state["best_model_path"]).name == f"best-epoch{best_epoch:03d}.ckpt"
 
 
+def test_fit_without_checkpointing_tests_the_last_weights():
+    args = ["--trainer.enable_checkpointing", "false", "--run.test_ckpt", "best", *SHORT]
+    assert run_cli("fit", "-c", config("seed"), *args) == 0
+    (run,) = run_dirs("seed")
+    assert not (run / "checkpoints").exists()
+    assert "test/accuracy" in read_json(run / "metrics.json")
+
+
 FRESH_PROCESS = """
 import sys, torch
 from trainlab.models import MLPModule

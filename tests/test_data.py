@@ -8,6 +8,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from trainlab.data import SyntheticDataModule
+from trainlab.data.batching import TensorBatches, epoch_permutation
 from trainlab.errors import UserError
 
 
@@ -118,26 +119,75 @@ def test_seed_config_data_equals_the_chapter_code():
     assert dm.split_size("val") == 0
 
 
+def epoch_rows(loader, epoch: int) -> torch.Tensor:
+    """The training rows a loader serves in one epoch, in order (groups flattened)."""
+    loader.set_epoch(epoch)
+    return torch.cat([x for group in loader for x, _ in group])
+
+
+def sorted_rows(X: torch.Tensor) -> torch.Tensor:
+    return X[torch.argsort(X[:, 0])]
+
+
 def test_training_batches_cover_each_sample_once_per_epoch_in_a_seeded_order():
-    dm = make(n_samples=250, batch_size=32)
+    dm = make(n_samples=250, batch_size=32, batches_per_step=2)
     loader = dm.train_dataloader()
     X_train = dm.splits["train"][0]
-    epochs = [torch.cat([x for x, _ in loader]) for _ in range(2)]
+    epochs = [epoch_rows(loader, e) for e in range(2)]
     for seen in epochs:
         assert len(seen) == len(X_train) == 150
-        # the same rows, each exactly once
-        assert torch.equal(seen[torch.argsort(seen[:, 0])], X_train[torch.argsort(X_train[:, 0])])
+        assert torch.equal(sorted_rows(seen), sorted_rows(X_train))  # the same rows, each exactly once
     assert not torch.equal(epochs[0], epochs[1])  # reshuffled each epoch
-    sizes = [len(x) for x, _ in loader]
-    assert sizes == [32, 32, 32, 32, 22]
-    again = make(n_samples=250, batch_size=32).train_dataloader()
-    assert torch.equal(torch.cat([x for x, _ in again]), epochs[0])  # the order depends on the seed only
+    assert torch.equal(epoch_rows(loader, 0), epochs[0])  # an epoch's order depends on (seed, epoch) only
+    again = make(n_samples=250, batch_size=32, batches_per_step=2).train_dataloader()
+    assert torch.equal(epoch_rows(again, 1), epochs[1])
+    other_seed = make(n_samples=250, batch_size=32, seed=43).train_dataloader()
+    assert not torch.equal(sorted_rows(epoch_rows(other_seed, 0))[:5], epochs[0][:5])
+
+
+def test_training_batches_come_in_groups_of_mini_batches():
+    dm = make(n_samples=250, batch_size=32, batches_per_step=2)
+    loader = dm.train_dataloader()
+    groups = list(loader)
+    assert len(loader) == len(groups) == 3
+    assert [[len(x) for x, _ in group] for group in groups] == [[32, 32], [32, 32], [22]]
+    x, y = groups[0][0]
+    assert x.shape == (32, 2) and y.shape == (32,)
+    # features and targets stay paired through the shuffle
+    X_train, y_train = dm.splits["train"]
+    row = int(torch.nonzero((X_train == x[0]).all(1))[0])
+    assert y_train[row] == y[0]
+
+
+@pytest.mark.parametrize("n_samples", [250, 255])
+def test_ddp_shards_are_disjoint_equal_sized_and_drawn_from_one_permutation(n_samples):
+    """What each of 2 ranks would be served: one epoch permutation split across ranks."""
+    dm = make(n_samples=n_samples, batch_size=16, test_fraction=0.2, val_fraction=0.2)
+    X_train = dm.splits["train"][0]
+    n = len(X_train)
+    shards = []
+    for rank in range(2):
+        loader = TensorBatches(
+            *dm.splits["train"], batch_size=16, shuffle=True, seed=42, group=1, rank=rank, world_size=2
+        )
+        shards.append(epoch_rows(loader, 3))
+    assert len(shards[0]) == len(shards[1]) == -(-n // 2)
+    both = torch.cat(shards)
+    assert torch.equal(torch.unique(both, dim=0), torch.unique(X_train, dim=0))  # no sample lost
+    permutation = X_train[epoch_permutation(n, 42, 3)]
+    assert torch.equal(shards[0][: n // 2], permutation[0::2][: n // 2])  # rank r takes every 2nd sample
+    assert torch.equal(shards[1][: n // 2], permutation[1::2][: n // 2])
+    if n % 2 == 0:
+        assert len(torch.unique(both, dim=0)) == n  # disjoint
+    else:
+        assert torch.equal(shards[1][-1], permutation[0])  # padded by wrapping around, like DistributedSampler
 
 
 def test_eval_and_predict_batches_keep_split_order():
     dm = make(n_samples=300, eval_batch_size=16)
     X_test, y_test = dm.splits["test"]
     batches = list(dm.predict_dataloader())
+    assert [len(b[0]) for b in batches] == [16, 16, 16, 12]
     assert torch.equal(torch.cat([b[0] for b in batches]), X_test)
     assert torch.equal(torch.cat([b[2] for b in batches]), torch.arange(len(y_test)))
     assert torch.equal(torch.cat([b[1] for b in dm.test_dataloader()]), y_test)

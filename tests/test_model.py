@@ -10,15 +10,15 @@ from trainlab.models import MLP, MLPModule
 
 def test_mlp_with_one_hidden_layer_is_the_chapters_simple_classifier():
     mlp = MLP(2, 1, [10])
-    kinds = [type(layer) for layer in mlp.layers]
+    kinds = [type(layer) for layer in mlp]
     assert kinds == [nn.Linear, nn.ReLU, nn.Linear]
-    assert (mlp.layers[0].in_features, mlp.layers[0].out_features, mlp.layers[2].out_features) == (2, 10, 1)
+    assert (mlp[0].in_features, mlp[0].out_features, mlp[2].out_features) == (2, 10, 1)
     assert sum(p.numel() for p in mlp.parameters()) == 41  # 2*10 + 10 + 10*1 + 1
 
 
 def test_mlp_options_build_the_layers_they_name():
     mlp = MLP(4, 3, [8, 6], activation="tanh", dropout=0.2, batch_norm=True)
-    kinds = [type(layer) for layer in mlp.layers]
+    kinds = [type(layer) for layer in mlp]
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.Tanh, nn.Dropout] * 2 + [nn.Linear]
     assert mlp(torch.randn(5, 4)).shape == (5, 3)
 
@@ -29,12 +29,12 @@ def test_weight_init_options(init):
     default = MLP(50, 1, [200])
     torch.manual_seed(0)
     custom = MLP(50, 1, [200], init=init)
-    first = custom.layers[0]
+    first = custom[0]
     assert torch.count_nonzero(first.bias) == 0
     bound = (6 / (50 + 200)) ** 0.5 if init == "xavier" else (6 / 50) ** 0.5
     assert first.weight.abs().max() <= bound
     assert first.weight.abs().max() > 0.9 * bound  # uses its range, unlike PyTorch's default 1/sqrt(50)
-    assert not torch.equal(default.layers[0].weight, first.weight)
+    assert not torch.equal(default[0].weight, first.weight)
 
 
 @pytest.mark.parametrize(
@@ -88,16 +88,58 @@ def test_loss_matches_the_task_and_l1_loss_is_selectable():
     assert isinstance(MLPModule(input_dim=2, task="regression", loss="huber").criterion, nn.HuberLoss)
 
 
-def test_l1_penalty_adds_the_weights_l1_norm_to_the_training_loss():
+def fit(module, epochs=3, max_steps=-1, **data_kwargs):
+    """A real, quiet Lightning fit of `module` on a small synthetic dataset; returns the trainer."""
+    import lightning.pytorch as pl
+
+    from trainlab.data import SyntheticDataModule
+
+    data = SyntheticDataModule(n_samples=400, n_features=4, n_informative=3, **data_kwargs)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=data)
+    return trainer
+
+
+def test_l1_norm_is_the_weights_l1_norm_and_the_penalty_shrinks_it():
     torch.manual_seed(0)
-    plain = MLPModule(input_dim=4, task="regression", hidden_dims=[8])
+    plain = MLPModule(input_dim=4, task="binary", hidden_dims=[16], lr=0.01)
+    weights = [plain.net[0].weight, plain.net[2].weight]
+    assert torch.isclose(plain.l1_norm(), sum(w.abs().sum() for w in weights))
     torch.manual_seed(0)
-    penalised = MLPModule(input_dim=4, task="regression", hidden_dims=[8], l1_penalty=0.1)
-    batch = batch_for("regression")
-    l1 = sum(p.abs().sum() for n, p in penalised.net.named_parameters() if n.endswith("weight"))
-    penalised.log = plain.log = lambda *a, **k: None  # no Trainer attached here
-    diff = penalised.training_step(batch, 0) - plain.training_step(batch, 0)
-    assert torch.isclose(diff, 0.1 * l1)
+    penalised = MLPModule(input_dim=4, task="binary", hidden_dims=[16], lr=0.01, l1_penalty=0.01)
+    fit(plain, epochs=5)
+    fit(penalised, epochs=5)
+    assert penalised.l1_norm() < 0.6 * plain.l1_norm()
+
+
+def test_gradient_clipping_bounds_every_step():
+    torch.manual_seed(0)
+    module = MLPModule(input_dim=4, task="binary", hidden_dims=[16], optimizer="sgd", lr=1.0, gradient_clip_val=1e-3)
+    before = torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+    trainer = fit(module, epochs=1, batch_size=32)
+    after = torch.cat([p.detach().flatten() for p in module.parameters()])
+    steps = trainer.global_step
+    assert steps == 8  # 240 training samples in batches of 32: one optimizer step per mini-batch
+    assert (after - before).norm() <= steps * 1e-3 * 1.0001  # each SGD step moves at most lr * clip
+
+
+def test_schedulers_step_once_per_epoch():
+    module = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="step", step_size=1, gamma=0.5)
+    trainer = fit(module, epochs=3)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+
+
+def test_max_steps_is_exact_although_steps_are_grouped():
+    trainer = fit(MLPModule(input_dim=4, task="binary"), epochs=10, max_steps=5)
+    assert trainer.global_step == 5
 
 
 @pytest.mark.parametrize(

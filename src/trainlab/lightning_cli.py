@@ -90,19 +90,19 @@ class TrainlabCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         run: RunOptions = self._get(self.config_init, "run")
         self._check_run_options(run)
+        self._check_trainer_options()
         mode = monitor_mode(run)
-        callbacks = [
-            ModelCheckpoint(
-                monitor=run.monitor,
-                mode=mode,
-                save_last=True,
-                filename="best-epoch{epoch:03d}",
-                auto_insert_metric_name=False,
-            ),
-            EpochSummary(run.summary_every),
-            MetricsWriter(),
-            PredictionsWriter(),
-        ]
+        callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter()]
+        if self._get(self.config_init, "trainer").get("enable_checkpointing") is not False:
+            callbacks.append(
+                ModelCheckpoint(
+                    monitor=run.monitor,
+                    mode=mode,
+                    save_last=True,
+                    filename="best-epoch{epoch:03d}",
+                    auto_insert_metric_name=False,
+                )
+            )
         if run.early_stopping is not None:
             stop = run.early_stopping
             callbacks.append(
@@ -110,6 +110,31 @@ class TrainlabCLI(LightningCLI):
             )
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
         return super().instantiate_trainer(**kwargs)
+
+    def _check_trainer_options(self) -> None:
+        """Trainer options that trainlab replaces or relies on."""
+        trainer = self._get(self.config_init, "trainer")
+        clip = trainer.get("gradient_clip_val")
+        require(
+            clip is None or clip == 0,
+            "trainer.gradient_clip_val",
+            clip,
+            "null: trainlab clips in its own optimizer loop; set model.init_args.gradient_clip_val instead",
+        )
+        accumulate = trainer.get("accumulate_grad_batches")
+        require(
+            accumulate in (None, 1),
+            "trainer.accumulate_grad_batches",
+            accumulate,
+            "1: for larger effective batches raise data.init_args.batch_size",
+        )
+        logger = trainer.get("logger")
+        require(
+            logger is not False and logger != [],
+            "trainer.logger",
+            logger,
+            "a logger: its version directory is the run directory (CSVLogger is the lightest)",
+        )
 
     def _check_run_options(self, run: RunOptions) -> None:
         allowed = self.model.monitorable()
@@ -133,7 +158,9 @@ class TrainlabCLI(LightningCLI):
         run: RunOptions = self._get(self.config_init, "run")
         if not run.test_after_fit or self.trainer.interrupted:
             return
-        ckpt_path = None if self.trainer.fast_dev_run else run.test_ckpt
+        # Without checkpoints (fast_dev_run, enable_checkpointing false) the weights in memory are the last.
+        saved = self.trainer.checkpoint_callback is not None and not self.trainer.fast_dev_run
+        ckpt_path = run.test_ckpt if saved else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
 
 

@@ -9,7 +9,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from trainlab.data.batching import batch_loader
+from trainlab.data.batching import TensorBatches
 from trainlab.errors import require
 from trainlab.tasks import TASKS
 
@@ -24,6 +24,12 @@ class TabularDataModule(pl.LightningDataModule):
     `stratify` is true. With `val_fraction` 0 there is no separate validation split and the test split
     is evaluated every epoch instead, as the chapter does (it then also picks the "best" checkpoint,
     so report the last one). A StandardScaler is fitted on the training split only.
+
+    Batches are sliced straight out of in-memory tensors (see batching.py). `batches_per_step`
+    mini-batches go to each training_step call, which takes one optimizer step per mini-batch: fewer
+    Lightning steps, the same training (1 gives one mini-batch per Lightning step; under DDP it is always
+    1). `on_device` keeps the whole dataset on the accelerator (when it fits) instead of copying each
+    batch there.
     """
 
     key = "data.init_args"  # where this module's arguments live in a config, for error messages
@@ -38,6 +44,8 @@ class TabularDataModule(pl.LightningDataModule):
         scale: bool = True,
         predict_split: Split = "test",
         seed: int = 42,
+        batches_per_step: int = 32,
+        on_device: bool = False,
     ):
         super().__init__()
         k = self.key
@@ -54,6 +62,7 @@ class TabularDataModule(pl.LightningDataModule):
         require(
             predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split, "one of train, val, test"
         )
+        require(batches_per_step >= 1, f"{k}.batches_per_step", batches_per_step, "an integer >= 1")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
@@ -62,6 +71,8 @@ class TabularDataModule(pl.LightningDataModule):
         self.scale = scale
         self.predict_split = predict_split
         self.seed = seed
+        self.batches_per_step = batches_per_step
+        self.on_device = on_device
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.split_indices: dict[str, np.ndarray] = {}  # each split's rows in the full dataset
         self.scaler: StandardScaler | None = None
@@ -130,14 +141,39 @@ class TabularDataModule(pl.LightningDataModule):
     def split_size(self, name: Split) -> int:
         return len(self.split_indices[name])
 
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _tensors(self, name: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        X, y = self.splits[name]
+        device = self._device()
+        if self.on_device and X.device != device:
+            X, y = self.splits[name] = X.to(device), y.to(device)
+        return X, y
+
+    def _pin(self) -> bool:
+        return self._device().type == "cuda" and not self.on_device
+
     def train_dataloader(self):
-        X, y = self.splits["train"]
-        return batch_loader(X, y, batch_size=self.batch_size, shuffle=True, seed=self.seed)
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return TensorBatches(
+            *self._tensors("train"),
+            batch_size=self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            group=self.batches_per_step if world_size == 1 else 1,
+            rank=rank,
+            world_size=world_size,
+            pin_memory=self._pin(),
+        )
 
     def _eval_loader(self, name: Split, with_index: bool = False):
-        X, y = self.splits[name]
-        tensors = (X, y, torch.arange(len(y))) if with_index else (X, y)
-        return batch_loader(*tensors, batch_size=self.eval_batch_size, shuffle=False)
+        # Every rank evaluates the whole split: metrics and predictions then need no resharding.
+        X, y = self._tensors(name)
+        tensors = (X, y, torch.arange(len(y), device=y.device)) if with_index else (X, y)
+        return TensorBatches(*tensors, batch_size=self.eval_batch_size, pin_memory=self._pin())
 
     def val_dataloader(self):
         return self._eval_loader(self.validation_split)

@@ -31,6 +31,8 @@ class SyntheticDataModule(TabularDataModule):
         factor: inner-to-outer circle scale (circles).
         cluster_std: cluster spread (blobs).
         seed: seeds the generator, the splits and the shuffling.
+        The other arguments (batch sizes, split fractions, scaling, batches_per_step, on_device) are
+        TabularDataModule's.
     """
 
     def __init__(
@@ -56,6 +58,8 @@ class SyntheticDataModule(TabularDataModule):
         scale: bool = True,
         predict_split: Split = "test",
         seed: int = 42,
+        batches_per_step: int = 32,
+        on_device: bool = False,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -66,6 +70,8 @@ class SyntheticDataModule(TabularDataModule):
             scale=scale,
             predict_split=predict_split,
             seed=seed,
+            batches_per_step=batches_per_step,
+            on_device=on_device,
         )
         self.save_hyperparameters()
         k = self.key

@@ -4,6 +4,8 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from torchmetrics import MeanMetric
 
 from trainlab import tasks
 from trainlab.errors import require
@@ -18,7 +20,9 @@ OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
 }
-STAGES = ("train", "val", "test")
+FUSED = ("sgd", "adam", "adamw")  # optimizers with a fused implementation in torch
+# Hooks Lightning calls around each optimizer step; MLPModule skips them when no one overrides them.
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
 class MLPModule(pl.LightningModule):
@@ -45,6 +49,13 @@ class MLPModule(pl.LightningModule):
         gamma: the factor StepLR and ReduceLROnPlateau multiply the learning rate by.
         plateau_patience: epochs without improvement before ReduceLROnPlateau lowers the rate.
         cosine_epochs: CosineAnnealingLR's T_max in epochs.
+        gradient_clip_val: clip gradients to this norm (or value) before each step; None: no clipping.
+        gradient_clip_algorithm: norm (the global L2 norm) or value (each element).
+
+    Training takes the optimizer steps itself (Lightning's manual optimization): each training_step call
+    receives a list of mini-batches and steps once per mini-batch, so Lightning's per-call overhead is paid
+    once per group (see TabularDataModule.batches_per_step). Gradient clipping and the learning-rate
+    schedulers are therefore applied here, not by the Trainer.
     """
 
     key = "model.init_args"  # where this module's arguments live in a config, for error messages
@@ -71,6 +82,8 @@ class MLPModule(pl.LightningModule):
         gamma: float = 0.1,
         plateau_patience: int = 10,
         cosine_epochs: int = 100,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: Literal["norm", "value"] = "norm",
     ):
         super().__init__()
         k = self.key
@@ -97,10 +110,17 @@ class MLPModule(pl.LightningModule):
             "true only with optimizer sgd and momentum > 0",
         )
         require(l1_penalty >= 0, f"{k}.l1_penalty", l1_penalty, "a number >= 0")
+        require(
+            gradient_clip_val is None or gradient_clip_val > 0,
+            f"{k}.gradient_clip_val",
+            gradient_clip_val,
+            "null (no clipping) or a number > 0",
+        )
         fitting = tasks.LOSSES[task]
         loss = fitting[0] if loss == "auto" else loss
         require(loss in fitting, f"{k}.loss", loss, f"for task {task}: auto or {', '.join(fitting)}")
         self.save_hyperparameters()
+        self.automatic_optimization = False  # training_step steps the optimizer once per mini-batch
 
         self.task = task
         self.net = MLP(
@@ -110,37 +130,105 @@ class MLPModule(pl.LightningModule):
         metrics = tasks.make_metrics(task, num_classes)
         # One collection per stage; torchmetrics keeps their states apart.
         self.metrics = torch.nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
+        self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})  # sample-weighted means
+        self._lean = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def model_step(self, batch):
-        """Shared by every stage: (loss, metric inputs, targets)."""
+        """Shared by every stage: (loss, logits, targets)."""
         x, y = batch[0], batch[1]
-        logits = self(x)
-        loss = self.criterion(tasks.loss_inputs(self.task, logits), y)
-        return loss, tasks.metric_inputs(self.task, logits), y
+        logits = self.net(x)  # not self(x): LightningModule.__call__ costs more than this model's forward
+        return self.criterion(tasks.loss_inputs(self.task, logits), y), logits, y
 
-    def training_step(self, batch, batch_idx):
-        loss, _, _ = self.model_step(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
-        if self.hparams.l1_penalty > 0:
-            weights = [p for name, p in self.net.named_parameters() if name.endswith("weight")]
-            loss = loss + self.hparams.l1_penalty * sum(w.abs().sum() for w in weights)
-        return loss
+    def training_step(self, batches, batch_idx):
+        """One optimizer step per mini-batch of `batches`; the epoch's mean loss is logged as train/loss.
+
+        Lean on purpose: no host synchronisation, the loss summed on the device."""
+        optimizer = self.optimizers()
+        h, trainer = self.hparams, self.trainer
+        l1_penalty, clip = h.l1_penalty, h.gradient_clip_val
+        losses, sizes = [], []
+        for batch in batches:
+            if 0 <= trainer.max_steps <= trainer.global_step:
+                break
+            loss, _, y = self.model_step(batch)
+            optimizer.zero_grad(set_to_none=True)
+            self._backward(loss + l1_penalty * self.l1_norm() if l1_penalty > 0 else loss)
+            if clip is not None:
+                self.clip_gradients(optimizer, clip, h.gradient_clip_algorithm)
+            self._optimizer_step(optimizer)
+            losses.append(loss.detach())
+            sizes.append(len(y))
+        if losses:
+            count = sum(sizes)
+            mean = torch.stack(losses) @ torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device) / count
+            self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count)
+
+    def on_train_start(self):
+        # Lightning's manual_backward and optimizer.step call callback hooks around every step. When nothing
+        # listens to those hooks, no gradient scaler is needed and one process trains, we call torch
+        # directly (keeping Lightning's step count): the same arithmetic without the per-step overhead.
+        self._lean = self.trainer.world_size == 1 and getattr(self.trainer.precision_plugin, "scaler", None) is None
+        listeners = [self, *self.trainer.callbacks]
+        self._lean &= not any(
+            is_overridden(hook, obj, pl.LightningModule if obj is self else pl.Callback)
+            for obj in listeners
+            for hook in STEP_HOOKS
+        )
+
+    def _backward(self, objective: torch.Tensor) -> None:
+        if self._lean:
+            objective.backward()
+        else:
+            self.manual_backward(objective)
+
+    def _optimizer_step(self, optimizer) -> None:
+        if self._lean:
+            optimizer._on_before_step()  # Lightning's step counter (trainer.global_step) and profiler
+            optimizer.optimizer.step()
+            optimizer._on_after_step()
+        else:
+            optimizer.step()
+
+    def l1_norm(self) -> torch.Tensor:
+        """The L1 norm of the weights (not the biases): the L1 penalty's term."""
+        return sum(p.abs().sum() for name, p in self.net.named_parameters() if name.endswith("weight"))
+
+    def on_train_epoch_end(self):
+        # Manual optimization: Lightning leaves the schedulers to us. Validation has run by now.
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if "val/loss" in self.trainer.callback_metrics:
+                    scheduler.step(self.trainer.callback_metrics["val/loss"])
+            else:
+                scheduler.step()
 
     def _evaluate(self, batch, stage: str):
-        loss, scores, y = self.model_step(batch)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        metrics = self.metrics[stage]
-        metrics.update(scores, y.long() if self.task != "regression" else y)
-        self.log_dict(metrics, on_step=False, on_epoch=True)
+        # Only accumulate here; the epoch's values are computed and logged once, at the epoch's end.
+        loss, logits, y = self.model_step(batch)
+        self.losses[stage].update(loss.detach(), weight=len(y))
+        self.metrics[stage].update(tasks.metric_inputs(self.task, logits), y.long() if self.task != "regression" else y)
+
+    def _log_epoch(self, stage: str) -> None:
+        values = {f"{stage}/loss": self.losses[stage].compute(), **self.metrics[stage].compute()}
+        self.log_dict(values)
+        self.losses[stage].reset()
+        self.metrics[stage].reset()
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
 
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
 
     def predict_step(self, batch, batch_idx):
         """Per sample: its index in the split, the scores (probability, class probabilities or value), the
@@ -160,6 +248,10 @@ class MLPModule(pl.LightningModule):
             kwargs["momentum"] = h.momentum
         if h.optimizer == "sgd":
             kwargs["nesterov"] = h.nesterov
+        if h.optimizer in FUSED:
+            # One fused kernel per step instead of several small ops per parameter: same algorithm, and on
+            # this project's tiny models the optimizer step is most of the arithmetic.
+            kwargs["fused"] = all(p.device.type in ("cpu", "cuda") for p in self.parameters())
         optimizer = OPTIMIZERS[h.optimizer](self.parameters(), **kwargs)
         if h.scheduler is None:
             return optimizer
