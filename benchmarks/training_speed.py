@@ -266,6 +266,7 @@ def run_workload(name, repeats):
         "c/a": med["c_trainlab"] / med["a_chapter_loop"],
         "c/b": med["c_trainlab"] / med["b_naive_lightning"],
         "c/d": med["c_trainlab"] / med["d_floor"],
+        "c/e": med["c_trainlab"] / med["e_floor_fused_adam"],
     }
     return {"workload": w, "unit": unit, "repeats": repeats, "rates": summary, "ratios": ratios}
 

@@ -107,21 +107,46 @@ def test_early_stopping_stops_and_the_summary_line_is_printed(capsys):
 
 
 def test_best_checkpoint_follows_the_monitored_metric_and_mode():
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     args = ["--trainer.max_epochs", "6", "--run.monitor", "val/accuracy", "--model.init_args.lr", "0.0005", *QUIET]
     assert run_cli("fit", "-c", config("default"), *args) == 0
     (run,) = run_dirs("default")
-    events = EventAccumulator(str(run)).Reload()
-    per_epoch = [event.value for event in events.Scalars("val/accuracy")]
+    logged = scalars(run)
+    per_epoch = logged["val/accuracy"]
     assert len(per_epoch) == 6
-    assert {"train/loss", "val/loss", "val/f1", "val/auroc"} <= set(events.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/f1", "val/auroc"} <= set(logged)
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]
     assert state["monitor"] == "val/accuracy"
     assert float(state["best_model_score"]) == pytest.approx(max(per_epoch))  # mode auto: max for accuracy
     best_epoch = per_epoch.index(max(per_epoch))
     assert Path(state["best_model_path"]).name == f"best-epoch{best_epoch:03d}.ckpt"
+
+
+def scalars(run: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run)).Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_full_validation_metrics_every_n_epochs_and_the_essentials_every_epoch():
+    args = ["--trainer.max_epochs", "6", "--run.val_metrics_every", "3", "--run.monitor", "val/auroc", *QUIET]
+    assert run_cli("fit", "-c", config("default"), *args) == 0
+    (run,) = run_dirs("default")
+    logged = {tag: len(values) for tag, values in scalars(run).items()}
+    assert logged["train/loss"] == logged["val/loss"] == 6
+    assert logged["val/accuracy"] == 6  # the headline, for the summary line
+    assert logged["val/auroc"] == 6  # the monitored metric, for checkpoints and early stopping
+    assert logged["val/f1"] == logged["val/precision"] == logged["val/recall"] == 2  # epochs 3 and 6
+
+
+def test_progress_bar_counts_epochs_and_summary_lines_print_above_it(capsys):
+    args = ["--trainer.max_epochs", "4", "--run.summary_every", "2", "--trainer.enable_model_summary", "false"]
+    assert run_cli("fit", "-c", config("seed"), *args) == 0
+    out = capsys.readouterr().out
+    assert "Training: 100%" in out and "4/4" in out and "epoch" in out
+    assert "Epoch [2/4], train/loss" in out and "Epoch [4/4], train/loss" in out
+    assert "Testing" in out  # the test after the fit has a bar over batches
 
 
 def test_fit_without_checkpointing_tests_the_last_weights():

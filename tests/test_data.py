@@ -9,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from trainlab.data import SyntheticDataModule
 from trainlab.data.batching import TensorBatches, epoch_permutation
+from trainlab.data.synthetic import make_classification_float32
 from trainlab.errors import UserError
 
 
@@ -42,6 +43,33 @@ def test_generators_shapes_and_task(kwargs, task, num_features, num_classes):
     if num_classes:
         all_labels = torch.cat([dm.splits[s][1] for s in ("train", "val", "test")])
         assert set(all_labels.long().tolist()) == set(range(num_classes))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_samples=1000, n_features=2, n_informative=2, n_redundant=0, n_clusters_per_class=1),
+        dict(
+            n_samples=300,
+            n_features=12,
+            n_informative=5,
+            n_redundant=3,
+            n_repeated=2,
+            n_classes=3,
+            n_clusters_per_class=2,
+            weights=[0.5, 0.3, 0.2],
+            flip_y=0.1,
+            class_sep=0.5,
+        ),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 42])
+def test_lean_make_classification_equals_sklearns(kwargs, seed):
+    X, y = make_classification_float32(random_state=seed, rows_per_chunk=64, **kwargs)
+    X_ref, y_ref = make_classification(random_state=seed, **kwargs)
+    assert X.dtype == np.float32
+    assert np.array_equal(X, X_ref.astype(np.float32))
+    assert np.array_equal(y, y_ref)
 
 
 def test_splits_partition_the_dataset():

@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
-from trainlab.callbacks import EpochSummary, MetricsWriter, PredictionsWriter
+from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
 from trainlab.errors import require
@@ -38,6 +38,8 @@ class RunOptions:
         mode: min or max; auto takes the metric's natural direction (max for accuracy, min for loss).
         early_stopping: patience and min_delta; null turns early stopping off.
         summary_every: print a one-line summary every N epochs (0: never).
+        val_metrics_every: log the full set of validation metrics every N epochs; val/loss, the
+            headline metric (val/accuracy or val/r2) and `monitor` are logged every epoch.
         test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
         test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
     """
@@ -46,6 +48,7 @@ class RunOptions:
     mode: Literal["auto", "min", "max"] = "auto"
     early_stopping: EarlyStoppingOptions | None = None
     summary_every: int = 10
+    val_metrics_every: int = 1
     test_after_fit: bool = True
     test_ckpt: Literal["best", "last"] = "best"
 
@@ -91,9 +94,13 @@ class TrainlabCLI(LightningCLI):
         run: RunOptions = self._get(self.config_init, "run")
         self._check_run_options(run)
         self._check_trainer_options()
+        self.model.log_val_metrics(every=run.val_metrics_every, always=[run.monitor])
         mode = monitor_mode(run)
         callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter()]
-        if self._get(self.config_init, "trainer").get("enable_checkpointing") is not False:
+        trainer = self._get(self.config_init, "trainer")
+        if trainer.get("enable_progress_bar") is not False:
+            callbacks.append(EpochProgressBar())
+        if trainer.get("enable_checkpointing") is not False:
             callbacks.append(
                 ModelCheckpoint(
                     monitor=run.monitor,
@@ -140,6 +147,7 @@ class TrainlabCLI(LightningCLI):
         allowed = self.model.monitorable()
         require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
         require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
+        require(run.val_metrics_every >= 1, "run.val_metrics_every", run.val_metrics_every, "an integer >= 1")
         if run.early_stopping is not None:
             require(
                 run.early_stopping.patience >= 1,

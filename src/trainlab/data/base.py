@@ -16,6 +16,16 @@ from trainlab.tasks import TASKS
 Split = Literal["train", "val", "test"]
 
 
+def standardise_in_place(X: np.ndarray, scaler: StandardScaler, rows_per_chunk: int = 65536) -> None:
+    """X = scaler.transform(X), computed in float64 and stored back into float32 X, a chunk at a time.
+
+    The same arithmetic as the chapter's `scaler.transform` (float64, then cast to float32), without a
+    float64 copy of the whole dataset: large tables stay within a small multiple of their own size."""
+    for start in range(0, len(X), rows_per_chunk):
+        chunk = X[start : start + rows_per_chunk]
+        chunk[:] = (chunk.astype(np.float64) - scaler.mean_) / scaler.scale_
+
+
 class TabularDataModule(pl.LightningDataModule):
     """Base class: subclasses say what the data is (`load_arrays`, `task`, `num_features`, `num_classes`).
 
@@ -105,11 +115,10 @@ class TabularDataModule(pl.LightningDataModule):
         train_idx, val_idx, test_idx = self._split(indices, y)
         self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
 
-        X = X.astype(np.float32)
+        X = X.astype(np.float32, copy=False)
         if self.scale:
             self.scaler = StandardScaler().fit(X[train_idx])  # training split only
-            # Standardise in float64, then store float32: the chapter's code does the same.
-            X = self.scaler.transform(X.astype(np.float64)).astype(np.float32)
+            standardise_in_place(X, self.scaler)
         y_tensor = torch.from_numpy(y.astype(np.int64 if self.task == "multiclass" else np.float32))
         X_tensor = torch.from_numpy(X)
         for name, idx in self.split_indices.items():
