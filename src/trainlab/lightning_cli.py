@@ -185,6 +185,8 @@ def run_lightning_cli(args: list[str]) -> None:
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
     # Testing another run's checkpoint: its run directory is not ours, which is expected.
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
+    # Validation and test values come from torchmetrics, which has already synchronised them across ranks.
+    warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
     # Predict batches carry their own sample indices (see TabularDataModule.predict_dataloader).
     warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
     rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")

@@ -13,7 +13,9 @@ from trainlab.io import write_json_atomic, write_text_atomic
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    """The run directory: the logger's version directory (lightning_logs/<name>/version_N)."""
+    """The run directory: the logger's version directory (lightning_logs/<name>/version_N).
+
+    Under DDP `trainer.log_dir` broadcasts from rank zero: call it on every rank."""
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
@@ -21,9 +23,10 @@ class MetricsWriter(Callback):
     """After `test`, writes the test metrics to `metrics.json` (rank zero, atomically)."""
 
     def on_test_end(self, trainer, pl_module):
+        path = run_dir(trainer) / "metrics.json"  # every rank: log_dir is a collective under DDP
         if trainer.is_global_zero:
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-            write_json_atomic(run_dir(trainer) / "metrics.json", metrics)
+            write_json_atomic(path, metrics)
 
 
 class PredictionsWriter(BasePredictionWriter):
@@ -37,6 +40,7 @@ class PredictionsWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        path = run_dir(trainer) / "predictions.csv"  # every rank: log_dir is a collective under DDP
         if not trainer.is_global_zero:
             return
         rows = {key: torch.cat([p[key] for p in predictions]).cpu() for key in predictions[0]}
@@ -59,7 +63,7 @@ class PredictionsWriter(BasePredictionWriter):
         writer = csv.writer(buffer)
         writer.writerow(columns)
         writer.writerows(zip(*columns.values(), strict=True))
-        write_text_atomic(run_dir(trainer) / "predictions.csv", buffer.getvalue())
+        write_text_atomic(path, buffer.getvalue())
 
 
 class EpochSummary(Callback):

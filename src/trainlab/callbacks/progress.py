@@ -1,6 +1,7 @@
 """The progress bar: one bar per fit that advances once per epoch, and one per evaluation or prediction."""
 
 import sys
+import time
 
 from lightning.pytorch.callbacks import ProgressBar
 from tqdm import tqdm
@@ -19,6 +20,7 @@ class EpochProgressBar(ProgressBar):
         super().__init__()
         self._enabled = True
         self.bar: tqdm | None = None
+        self._postfix_time = float("-inf")
 
     def disable(self) -> None:
         self._enabled = False
@@ -55,9 +57,13 @@ class EpochProgressBar(ProgressBar):
         self._open("Training", trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None, "epoch")
 
     def on_train_epoch_end(self, trainer, pl_module):
-        metrics = trainer.callback_metrics
-        keys = ("train/loss", "val/loss", f"val/{tasks.HEADLINE[pl_module.task]}")
-        self.bar.set_postfix({k: f"{float(metrics[k]):.4f}" for k in keys if k in metrics}, refresh=False)
+        # Reading the metrics costs more than a small epoch's step: refresh them at most every 0.2 s.
+        now = time.monotonic()
+        if now - self._postfix_time >= 0.2 or trainer.current_epoch + 1 == trainer.max_epochs:
+            self._postfix_time = now
+            metrics = trainer.callback_metrics
+            keys = ("train/loss", "val/loss", f"val/{tasks.HEADLINE[pl_module.task]}")
+            self.bar.set_postfix({k: f"{float(metrics[k]):.4f}" for k in keys if k in metrics}, refresh=False)
         self.bar.update(1)
 
     on_train_end = _close

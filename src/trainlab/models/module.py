@@ -166,7 +166,8 @@ class MLPModule(pl.LightningModule):
         if losses:
             count = sum(sizes)
             mean = torch.stack(losses) @ torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device) / count
-            self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count)
+            # sync_dist: under DDP the epoch's mean is taken over every rank's samples (at epoch end only)
+            self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count, sync_dist=True)
 
     def on_train_start(self):
         # Lightning's manual_backward and optimizer.step call callback hooks around every step. When nothing
