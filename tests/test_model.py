@@ -1,9 +1,11 @@
 import re
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
 
+from trainlab.data import SyntheticDataModule
 from trainlab.errors import UserError
 from trainlab.models import MLP, MLPModule
 
@@ -90,10 +92,6 @@ def test_loss_matches_the_task_and_l1_loss_is_selectable():
 
 def fit(module, epochs=3, max_steps=-1, **data_kwargs):
     """A real, quiet Lightning fit of `module` on a small synthetic dataset; returns the trainer."""
-    import lightning.pytorch as pl
-
-    from trainlab.data import SyntheticDataModule
-
     data = SyntheticDataModule(n_samples=400, n_features=4, n_informative=3, **data_kwargs)
     trainer = pl.Trainer(
         max_epochs=epochs,
@@ -142,20 +140,51 @@ def test_max_steps_is_exact_although_steps_are_grouped():
     assert trainer.global_step == 5
 
 
-@pytest.mark.parametrize(
-    "scheduler, kind",
-    [
-        ("step", torch.optim.lr_scheduler.StepLR),
-        ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR),
-        ("plateau", torch.optim.lr_scheduler.ReduceLROnPlateau),
-    ],
-)
-def test_schedulers(scheduler, kind):
-    module = MLPModule(input_dim=2, task="binary", scheduler=scheduler)
-    config = module.configure_optimizers()
-    sched = config["lr_scheduler"]
-    sched = sched["scheduler"] if isinstance(sched, dict) else sched
-    assert isinstance(sched, kind)
+def test_step_and_cosine_schedulers_step_once_per_epoch():
+    step = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="step", step_size=1, gamma=0.5)
+    trainer = fit(step, epochs=3)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+    cosine = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="cosine")  # T_max: the run's max_epochs
+    trainer = fit(cosine, epochs=4)
+    assert trainer.lr_scheduler_configs[0].scheduler.T_max == 4
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # a half cosine, ended
+
+
+class ValLossRecorder(pl.Callback):
+    def __init__(self):
+        self.losses, self.lrs = [], []
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.losses.append(float(trainer.callback_metrics["val/loss"]))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_plateau_scheduler_steps_on_each_fresh_validation_loss(every):
+    """Our stepping must equal torch's ReduceLROnPlateau fed the validation losses, once per validation."""
+    module = MLPModule(input_dim=4, task="binary", lr=0.05, scheduler="plateau", plateau_patience=0, gamma=0.5)
+    recorder = ValLossRecorder()
+    trainer = pl.Trainer(
+        max_epochs=8,
+        check_val_every_n_epoch=every,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
+    )
+    trainer.fit(module, datamodule=SyntheticDataModule(n_samples=400, n_features=4, n_informative=3))
+    assert len(recorder.losses) == 8 // every
+    reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05), factor=0.5, patience=0
+    )
+    for loss in recorder.losses:
+        reference.step(loss)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(reference.get_last_lr()[0])
+    assert len(set(recorder.lrs)) > 1  # the rate did change: the test has teeth
 
 
 def test_optimizer_settings_reach_the_optimizer():

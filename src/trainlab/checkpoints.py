@@ -4,22 +4,17 @@ from pathlib import Path
 
 from trainlab.errors import UserError
 
-# Words Lightning resolves itself instead of a file path.
-CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
 
+def check_checkpoint(path: str) -> dict:
+    """The model hyperparameters of the trainlab checkpoint at `path`; UserError if it is not one.
 
-def check_checkpoint(path: str, key: str = "--ckpt_path") -> None:
-    """Raise UserError unless `path` is a Lightning keyword or a readable trainlab checkpoint file.
-
-    Loads with `weights_only=True`: a checkpoint never runs pickled code.
+    Loads with `weights_only=True`: a checkpoint never runs pickled code. Lightning's keywords (best,
+    last) only mean something inside the process that trained, so a file path is required.
     """
-    if path in CKPT_KEYWORDS:
-        return
+    key = "--ckpt_path"
     file = Path(path)
     if not file.is_file():
-        raise UserError(
-            f"{key}={path!r}: no such file; give the path of a .ckpt file (or one of: {', '.join(CKPT_KEYWORDS)})"
-        )
+        raise UserError(f"{key}={path!r}: no such file; give the path of a .ckpt file")
     import torch
 
     try:
@@ -30,3 +25,4 @@ def check_checkpoint(path: str, key: str = "--ckpt_path") -> None:
     missing = [k for k in ("state_dict", "hyper_parameters") if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         raise UserError(f"{key}={path!r}: not a trainlab checkpoint (missing {', '.join(missing)})")
+    return checkpoint["hyper_parameters"]

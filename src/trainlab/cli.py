@@ -45,7 +45,7 @@ def user_error_in(error: BaseException):
     while error is not None:
         if isinstance(error, UserError):
             return error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__  # explicit causes only: an error raised while handling another is not it
     return None
 
 
@@ -96,15 +96,14 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         run_lightning_cli(args)
-    except (ArgumentError, ValueError, TypeError) as error:
+    except Exception as error:
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
         cause = user_error_in(error)
         if cause is not None:
             fail(str(cause))
         if isinstance(error, ArgumentError):
             fail(condense_parser_error(str(error)))
+        if isinstance(error, MisconfigurationException):  # Lightning refusing a trainer setting
+            fail(f"trainer: {str(error).strip().splitlines()[0]}")
         raise  # an internal error: keep its traceback
-    except Exception as error:
-        cause = user_error_in(error)
-        if cause is None:
-            raise
-        fail(str(cause))

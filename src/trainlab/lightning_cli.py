@@ -16,7 +16,7 @@ from trainlab import tasks
 from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
-from trainlab.errors import require
+from trainlab.errors import UserError, require
 from trainlab.models import MLPModule
 
 
@@ -87,13 +87,18 @@ class TrainlabCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path:
-            check_checkpoint(ckpt_path)
+        if ckpt_path is None and subcommand in ("validate", "test", "predict"):
+            raise UserError(
+                f"--ckpt_path is required for {subcommand}: the path of a trained model's .ckpt file "
+                "(for example lightning_logs/<name>/version_N/checkpoints/last.ckpt)"
+            )
+        self.checkpoint_hparams = check_checkpoint(ckpt_path) if ckpt_path is not None else None
 
     def instantiate_trainer(self, **kwargs):
         run: RunOptions = self._get(self.config_init, "run")
         self._check_run_options(run)
         self._check_trainer_options()
+        self._check_checkpoint_fits_data()
         self.model.log_val_metrics(every=run.val_metrics_every, always=[run.monitor])
         mode = monitor_mode(run)
         callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter()]
@@ -143,7 +148,26 @@ class TrainlabCLI(LightningCLI):
             "a logger: its version directory is the run directory (CSVLogger is the lightest)",
         )
 
+    def _check_checkpoint_fits_data(self) -> None:
+        """A checkpoint must take the inputs and give the outputs the config's data has."""
+        hparams, data = self.checkpoint_hparams, self.datamodule
+        if hparams is None:
+            return
+        saved = {k: hparams.get(k) for k in ("input_dim", "task", "num_classes")}
+        given = {"input_dim": data.num_features, "task": data.task, "num_classes": data.num_classes}
+        if saved != given:
+            raise UserError(
+                f"--ckpt_path: the checkpoint's model expects {saved} but the config's data gives {given}; "
+                "use the config the checkpoint was trained with (config.yaml in its run directory)"
+            )
+
     def _check_run_options(self, run: RunOptions) -> None:
+        if self.datamodule.validation_split == "test":  # no validation split: the test split stands in
+            why = "with data.init_args.val_fraction 0 it would choose on the test split"
+            require(run.test_ckpt == "last", "run.test_ckpt", run.test_ckpt, f"last: best {why}")
+            require(run.early_stopping is None, "run.early_stopping", run.early_stopping, f"null: stopping {why}")
+            scheduler = self.model.hparams.scheduler
+            require(scheduler != "plateau", "model.init_args.scheduler", scheduler, f"not plateau: plateau {why}")
         allowed = self.model.monitorable()
         require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
         require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")

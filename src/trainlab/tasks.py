@@ -4,13 +4,13 @@
 macro-averaged (every class counts equally); accuracy is the plain fraction of correct predictions.
 """
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 Task = Literal["binary", "multiclass", "regression"]
-TASKS = ("binary", "multiclass", "regression")
+TASKS = get_args(Task)
 
 # The first loss of each task is its default ("auto").
 LOSSES = {
@@ -44,7 +44,7 @@ def output_dim(task: str, num_classes: int | None) -> int:
     return num_classes if task == "multiclass" else 1
 
 
-def make_loss(task: str, name: str) -> nn.Module:
+def make_loss(name: str) -> nn.Module:
     return {
         "bce": nn.BCEWithLogitsLoss,
         "cross_entropy": nn.CrossEntropyLoss,
@@ -54,35 +54,35 @@ def make_loss(task: str, name: str) -> nn.Module:
     }[name]()
 
 
-def make_metrics(task: str, num_classes: int | None):
-    """One MetricCollection for a task; clone it with a prefix per stage."""
+def make_metrics(task: str, num_classes: int | None, **options):
+    """One MetricCollection for a task; clone it with a prefix per stage. `options` go to every metric."""
     import torchmetrics as tm
     from torchmetrics import classification as c
     from torchmetrics import regression as r
 
     if task == "binary":
         metrics = {
-            "accuracy": c.BinaryAccuracy(),
-            "precision": c.BinaryPrecision(),
-            "recall": c.BinaryRecall(),
-            "f1": c.BinaryF1Score(),
-            "auroc": c.BinaryAUROC(),
+            "accuracy": c.BinaryAccuracy(**options),
+            "precision": c.BinaryPrecision(**options),
+            "recall": c.BinaryRecall(**options),
+            "f1": c.BinaryF1Score(**options),
+            "auroc": c.BinaryAUROC(**options),
         }
     elif task == "multiclass":
         k = num_classes
         metrics = {
-            "accuracy": c.MulticlassAccuracy(k, average="micro"),
-            "precision": c.MulticlassPrecision(k, average="macro"),
-            "recall": c.MulticlassRecall(k, average="macro"),
-            "f1": c.MulticlassF1Score(k, average="macro"),
-            "auroc": c.MulticlassAUROC(k, average="macro"),
+            "accuracy": c.MulticlassAccuracy(k, average="micro", **options),
+            "precision": c.MulticlassPrecision(k, average="macro", **options),
+            "recall": c.MulticlassRecall(k, average="macro", **options),
+            "f1": c.MulticlassF1Score(k, average="macro", **options),
+            "auroc": c.MulticlassAUROC(k, average="macro", **options),
         }
     else:
         metrics = {
-            "mse": r.MeanSquaredError(),
-            "rmse": r.MeanSquaredError(squared=False),
-            "mae": r.MeanAbsoluteError(),
-            "r2": r.R2Score(),
+            "mse": r.MeanSquaredError(**options),
+            "rmse": r.MeanSquaredError(squared=False, **options),
+            "mae": r.MeanAbsoluteError(**options),
+            "r2": r.R2Score(**options),
         }
     return tm.MetricCollection(metrics)
 
@@ -93,7 +93,9 @@ def loss_inputs(task: str, logits: torch.Tensor) -> torch.Tensor:
 
 
 def metric_inputs(task: str, logits: torch.Tensor) -> torch.Tensor:
-    """What the metrics score: the positive-class probability, class probabilities, or the value."""
+    """What the metrics score: the positive-class probability, class probabilities, or the value (float32
+    even under bf16 autocast, so that probabilities keep their resolution)."""
+    logits = logits.float()
     if task == "binary":
         return torch.sigmoid(logits.squeeze(-1))
     if task == "multiclass":

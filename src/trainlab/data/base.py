@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from trainlab.data.batching import TensorBatches
-from trainlab.errors import require
+from trainlab.errors import UserError, require
 from trainlab.tasks import TASKS
 
 Split = Literal["train", "val", "test"]
@@ -73,6 +73,13 @@ class TabularDataModule(pl.LightningDataModule):
             predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split, "one of train, val, test"
         )
         require(batches_per_step >= 1, f"{k}.batches_per_step", batches_per_step, "an integer >= 1")
+        require(0 <= seed < 2**32, f"{k}.seed", seed, "an integer from 0 to 2**32 - 1")
+        require(
+            not (predict_split == "val" and val_fraction == 0),
+            f"{k}.predict_split",
+            predict_split,
+            "train or test: with val_fraction 0 there is no validation split",
+        )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
@@ -129,17 +136,25 @@ class TabularDataModule(pl.LightningDataModule):
         def stratify(idx):
             return y[idx] if self.stratify and self.task != "regression" else None
 
-        rest, test = train_test_split(
-            indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
-        )
-        if self.val_fraction == 0:
-            return rest, np.array([], dtype=indices.dtype), test
-        train, val = train_test_split(
-            rest,
-            test_size=self.val_fraction / (1 - self.test_fraction),
-            random_state=self.seed,
-            stratify=stratify(rest),
-        )
+        try:
+            rest, test = train_test_split(
+                indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
+            )
+            if self.val_fraction == 0:
+                return rest, np.array([], dtype=indices.dtype), test
+            train, val = train_test_split(
+                rest,
+                test_size=self.val_fraction / (1 - self.test_fraction),
+                random_state=self.seed,
+                stratify=stratify(rest),
+            )
+        except ValueError as error:  # a split too small for the classes, or empty
+            raise UserError(
+                f"{self.key}.val_fraction, test_fraction: {len(indices)} samples cannot be split "
+                f"{1 - self.val_fraction - self.test_fraction:.2f}/{self.val_fraction}/{self.test_fraction} "
+                f"(train/val/test){' with every class in every split' if stratify(indices) is not None else ''}: "
+                f"{error}"
+            ) from None
         return train, val, test
 
     @property

@@ -40,7 +40,8 @@ class TensorBatches:
         shuffle: draw a new seeded permutation each epoch (training).
         seed: the shuffling seed.
         group: None yields each mini-batch as a tuple of tensors; an integer yields lists of up to
-            `group` such tuples (training).
+            `group` such tuples (training). Training batches never end with a lone sample (batch norm
+            cannot train on one): it joins the batch before it.
         rank, world_size: this process's shard when several processes train.
         pin_memory: pin each epoch's gathered tensors, for asynchronous copies to a GPU.
     """
@@ -66,6 +67,8 @@ class TensorBatches:
         self.world_size = world_size
         self.pin_memory = pin_memory
         self.epoch = 0
+        if pin_memory and not shuffle and world_size == 1:  # served as they are: pin them once
+            self.tensors = tuple(t.pin_memory() for t in tensors)
 
     batch_sampler = None  # Lightning inspects a loader's samplers; we have none of torch's
 
@@ -81,8 +84,14 @@ class TensorBatches:
         """Samples this rank sees per epoch."""
         return -(-len(self.tensors[0]) // self.world_size)
 
+    def _starts(self, n: int) -> list[int]:
+        starts = list(range(0, n, self.batch_size))
+        if self.group is not None and len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()  # a lone last sample joins the batch before it
+        return starts
+
     def num_batches(self) -> int:
-        return -(-self.num_samples() // self.batch_size)
+        return len(self._starts(self.num_samples()))
 
     def __len__(self) -> int:
         batches = self.num_batches()
@@ -99,8 +108,9 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator:
         tensors = self._epoch_tensors()
-        n, size = len(tensors[0]), self.batch_size
-        batches = (tuple(t[i : i + size] for t in tensors) for i in range(0, n, size))
+        starts = self._starts(len(tensors[0]))
+        bounds = zip(starts, [*starts[1:], len(tensors[0])], strict=True)
+        batches = (tuple(t[start:stop] for t in tensors) for start, stop in bounds)
         if self.group is None:
             yield from batches
             return

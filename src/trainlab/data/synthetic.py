@@ -111,6 +111,8 @@ class SyntheticDataModule(TabularDataModule):
                 f"an integer from 1 to n_features ({n_features})",
             )
         if generator == "classification":
+            require(n_redundant >= 0, f"{k}.n_redundant", n_redundant, "an integer >= 0")
+            require(n_clusters_per_class >= 1, f"{k}.n_clusters_per_class", n_clusters_per_class, "an integer >= 1")
             require(
                 n_informative + n_redundant <= n_features,
                 f"{k}.n_redundant",
@@ -134,6 +136,8 @@ class SyntheticDataModule(TabularDataModule):
         if generator in ("classification", "blobs"):
             require(n_classes >= 2, f"{k}.n_classes", n_classes, "an integer >= 2")
         require(noise >= 0, f"{k}.noise", noise, "a number >= 0")
+        require(0 <= factor < 1, f"{k}.factor", factor, "a number in [0, 1) (inner circle / outer circle)")
+        require(cluster_std > 0, f"{k}.cluster_std", cluster_std, "a number > 0")
         self.generator = generator
 
     @property

@@ -5,6 +5,7 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torchmetrics import MeanMetric
 
@@ -49,7 +50,7 @@ class MLPModule(pl.LightningModule):
         step_size: StepLR's period in epochs.
         gamma: the factor StepLR and ReduceLROnPlateau multiply the learning rate by.
         plateau_patience: epochs without improvement before ReduceLROnPlateau lowers the rate.
-        cosine_epochs: CosineAnnealingLR's T_max in epochs.
+        cosine_epochs: CosineAnnealingLR's T_max in epochs; None: the run's max_epochs.
         gradient_clip_val: clip gradients to this norm (or value) before each step; None: no clipping.
         gradient_clip_algorithm: norm (the global L2 norm) or value (each element).
 
@@ -82,7 +83,7 @@ class MLPModule(pl.LightningModule):
         step_size: int = 30,
         gamma: float = 0.1,
         plateau_patience: int = 10,
-        cosine_epochs: int = 100,
+        cosine_epochs: int | None = None,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: Literal["norm", "value"] = "norm",
     ):
@@ -111,6 +112,20 @@ class MLPModule(pl.LightningModule):
             "true only with optimizer sgd and momentum > 0",
         )
         require(l1_penalty >= 0, f"{k}.l1_penalty", l1_penalty, "a number >= 0")
+        require(step_size >= 1, f"{k}.step_size", step_size, "an integer >= 1 (epochs)")
+        require(
+            0 < gamma < 1 if scheduler == "plateau" else gamma > 0,
+            f"{k}.gamma",
+            gamma,
+            "a factor in (0, 1) for plateau, > 0 otherwise",
+        )
+        require(plateau_patience >= 0, f"{k}.plateau_patience", plateau_patience, "an integer >= 0")
+        require(
+            cosine_epochs is None or cosine_epochs >= 1,
+            f"{k}.cosine_epochs",
+            cosine_epochs,
+            "null (the run's max_epochs) or an integer >= 1",
+        )
         require(
             gradient_clip_val is None or gradient_clip_val > 0,
             f"{k}.gradient_clip_val",
@@ -127,11 +142,12 @@ class MLPModule(pl.LightningModule):
         self.net = MLP(
             input_dim, tasks.output_dim(task, num_classes), hidden_dims, activation, dropout, batch_norm, init
         )
-        self.criterion = tasks.make_loss(task, loss)
-        metrics = tasks.make_metrics(task, num_classes)
-        # One collection per stage; torchmetrics keeps their states apart.
+        self.criterion = tasks.make_loss(loss)
+        # One collection per stage; torchmetrics keeps their states apart. Every rank evaluates the whole
+        # split (see TabularDataModule._eval_loader), so nothing needs synchronising across ranks.
+        metrics = tasks.make_metrics(task, num_classes, sync_on_compute=False)
         self.metrics = torch.nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
-        self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})  # sample-weighted means
+        self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in ("val", "test")})
         self._lean = False
         self.log_val_metrics()
 
@@ -170,16 +186,22 @@ class MLPModule(pl.LightningModule):
             self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count, sync_dist=True)
 
     def on_train_start(self):
-        # Lightning's manual_backward and optimizer.step call callback hooks around every step. When nothing
-        # listens to those hooks, no gradient scaler is needed and one process trains, we call torch
-        # directly (keeping Lightning's step count): the same arithmetic without the per-step overhead.
-        self._lean = self.trainer.world_size == 1 and getattr(self.trainer.precision_plugin, "scaler", None) is None
-        listeners = [self, *self.trainer.callbacks]
-        self._lean &= not any(
-            is_overridden(hook, obj, pl.LightningModule if obj is self else pl.Callback)
-            for obj in listeners
-            for hook in STEP_HOOKS
+        trainer = self.trainer
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        # In manual optimization a gradient scaler unscales inside optimizer.step(), after we would clip.
+        require(
+            self.hparams.gradient_clip_val is None or scaler is None,
+            f"{self.key}.gradient_clip_val",
+            self.hparams.gradient_clip_val,
+            "null under 16-bit mixed precision; clip with bf16-mixed or 32-true",
         )
+        # Lightning's manual_backward and optimizer.step call hooks around every step. When nothing listens
+        # to them, no gradient scaler is needed and a single device trains, we call torch directly (keeping
+        # Lightning's step count): the same arithmetic without the per-step overhead.
+        listening = any(is_overridden(hook, self, pl.LightningModule) for hook in (*STEP_HOOKS, "backward")) or any(
+            is_overridden(hook, callback, pl.Callback) for callback in trainer.callbacks for hook in STEP_HOOKS
+        )
+        self._lean = type(trainer.strategy) is SingleDeviceStrategy and scaler is None and not listening
 
     def _backward(self, objective: torch.Tensor) -> None:
         if self._lean:
@@ -196,18 +218,19 @@ class MLPModule(pl.LightningModule):
             optimizer.step()
 
     def l1_norm(self) -> torch.Tensor:
-        """The L1 norm of the weights (not the biases): the L1 penalty's term."""
-        return sum(p.abs().sum() for name, p in self.net.named_parameters() if name.endswith("weight"))
+        """The L1 norm of the linear layers' weights (not biases, not batch norm): the L1 penalty's term."""
+        return sum(layer.weight.abs().sum() for layer in self.net if isinstance(layer, torch.nn.Linear))
+
+    # Manual optimization: Lightning leaves the schedulers to us. Epoch schedulers step after each training
+    # epoch; ReduceLROnPlateau steps on each validation's fresh val/loss (see on_validation_epoch_end).
+    def _schedulers(self, plateau: bool) -> list:
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []
+        return [s for s in schedulers if isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau) == plateau]
 
     def on_train_epoch_end(self):
-        # Manual optimization: Lightning leaves the schedulers to us. Validation has run by now.
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                if "val/loss" in self.trainer.callback_metrics:
-                    scheduler.step(self.trainer.callback_metrics["val/loss"])
-            else:
-                scheduler.step()
+        for scheduler in self._schedulers(plateau=False):
+            scheduler.step()
 
     def _evaluate(self, batch, stage: str):
         # Only accumulate here; the epoch's values are computed and logged once, at the epoch's end.
@@ -224,21 +247,31 @@ class MLPModule(pl.LightningModule):
         self.val_metrics_every = every
         self.val_metrics_always = {f"val/{tasks.HEADLINE[self.task]}", *always}
 
-    def _log_epoch(self, stage: str) -> None:
+    def _thin_val_epoch(self) -> bool:
+        """Whether this validation logs only the essentials (see log_val_metrics): within fit, not last."""
+        trainer, epoch = self.trainer, self.current_epoch + 1
+        return trainer.state.fn == "fit" and epoch % self.val_metrics_every != 0 and epoch != trainer.max_epochs
+
+    def _log_epoch(self, stage: str) -> dict:
         metrics = self.metrics[stage]
-        if stage == "val" and (self.current_epoch + 1) % self.val_metrics_every:
+        if stage == "val" and self._thin_val_epoch():
             values = {key: metric.compute() for key, metric in metrics.items() if key in self.val_metrics_always}
         else:
             values = metrics.compute()
-        self.log_dict({f"{stage}/loss": self.losses[stage].compute(), **values})
+        values = {f"{stage}/loss": self.losses[stage].compute(), **values}
+        self.log_dict(values)
         self.losses[stage].reset()
         self.metrics[stage].reset()
+        return values
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
 
     def on_validation_epoch_end(self):
-        self._log_epoch("val")
+        values = self._log_epoch("val")
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            for scheduler in self._schedulers(plateau=True):
+                scheduler.step(values["val/loss"])
 
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
@@ -274,9 +307,15 @@ class MLPModule(pl.LightningModule):
         sched = torch.optim.lr_scheduler
         if h.scheduler == "plateau":
             scheduler = sched.ReduceLROnPlateau(optimizer, factor=h.gamma, patience=h.plateau_patience)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
         if h.scheduler == "step":
             scheduler = sched.StepLR(optimizer, step_size=h.step_size, gamma=h.gamma)
-        else:
-            scheduler = sched.CosineAnnealingLR(optimizer, T_max=h.cosine_epochs)
+        elif h.scheduler == "cosine":
+            epochs = h.cosine_epochs or self.trainer.max_epochs
+            require(
+                epochs is not None and epochs >= 1,
+                f"{self.key}.cosine_epochs",
+                h.cosine_epochs,
+                "an integer >= 1 when trainer.max_epochs does not bound the run",
+            )
+            scheduler = sched.CosineAnnealingLR(optimizer, T_max=epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
