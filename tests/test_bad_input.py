@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import config, run_cli
+from conftest import QUIET, config, run_cli, run_dirs
 
 CASES = {
     "unknown key": (["--model.init_args.learning_rate", "0.1"], "model.init_args: Option 'learning_rate'"),
@@ -102,3 +102,69 @@ def test_console_script_prints_no_traceback():
     assert done.stderr.strip().splitlines()[-1] == (
         "trainlab: error: model.init_args.lr=-1.0 is not allowed: a number > 0"
     )
+
+
+@pytest.mark.parametrize("command", ["test", "validate", "predict"])
+def test_evaluating_needs_a_checkpoint_file(command, capsys):
+    assert run_cli(command, "-c", config("seed")) == 2
+    assert f"--ckpt_path is required for {command}" in capsys.readouterr().err
+    assert run_cli(command, "-c", config("seed"), "--ckpt_path", "last") == 2  # a word, not a file, here
+    assert "--ckpt_path='last': no such file" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_shape(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "1", *QUIET) == 0
+    (run,) = run_dirs("seed")
+    assert run_cli("test", "-c", config("multiclass"), "--ckpt_path", run / "checkpoints" / "last.ckpt") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the checkpoint's model expects {'input_dim': 2, 'task': 'binary', 'num_classes': 2}" in err
+    assert "'input_dim': 8, 'task': 'multiclass', 'num_classes': 4" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--run.test_ckpt", "best"],
+            "run.test_ckpt='best' is not allowed: last: best with data.init_args.val_fraction 0",
+        ),
+        (["--run.early_stopping.patience", "3"], "run.early_stopping=EarlyStoppingOptions(patience=3"),
+        (["--model.init_args.scheduler", "plateau"], "model.init_args.scheduler='plateau' is not allowed"),
+        (["--data.init_args.predict_split", "val"], "data.init_args.predict_split='val' is not allowed"),
+    ],
+)
+def test_no_model_selection_on_the_test_split(args, message, capsys):
+    """configs/seed.yaml has no validation split (val_fraction 0): choices on it would leak the test split."""
+    assert run_cli("fit", "-c", config("seed"), *args) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model.init_args.scheduler", "step", "--model.init_args.step_size", "0"], "model.init_args.step_size=0"),
+        (["--model.init_args.scheduler", "plateau", "--model.init_args.gamma", "1.5"], "model.init_args.gamma=1.5"),
+        (["--model.init_args.cosine_epochs", "0"], "model.init_args.cosine_epochs=0"),
+        (["--data.init_args.factor", "1.5"], "data.init_args.factor=1.5"),
+        (["--data.init_args.n_clusters_per_class", "0"], "data.init_args.n_clusters_per_class=0"),
+        (["--data.init_args.seed", "-1"], "data.init_args.seed=-1"),
+        (
+            [
+                "--data.init_args.n_samples",
+                "12",
+                "--data.init_args.n_classes",
+                "4",
+                "--data.init_args.n_informative",
+                "2",
+                "--data.init_args.generator",
+                "blobs",
+            ],
+            "data.init_args.val_fraction, test_fraction: 12 samples cannot be",
+        ),
+        (["--trainer.accelerator", "gpu"], "trainer: "),
+    ],
+)
+def test_values_that_would_fail_later_fail_first(args, message, capsys):
+    assert run_cli("fit", "-c", config("default"), *args, *QUIET) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("trainlab: error: ") and message in err[-1]

@@ -48,13 +48,29 @@ def test_fit_then_test_then_predict(name):
     # predictions.csv: one row per test sample, in order; its scores give test/metrics.json again
     target, predicted = predictions["target"], predictions["prediction"]
     assert np.array_equal(predictions["index"], np.arange(len(target)))
+    # ...the rows are the test split's, and the scores are the checkpoint's on them
+    from trainlab.data import SyntheticDataModule
+    from trainlab.models import MLPModule
+
+    data = SyntheticDataModule(**yaml.safe_load(Path(config(name)).read_text())["data"]["init_args"])
+    data.setup()
+    assert np.array_equal(predictions["dataset_index"], data.split_indices["test"])
+    X_test, y_test = data.splits["test"]
+    assert np.array_equal(target, y_test.numpy())
+    module = MLPModule.load_from_checkpoint(best).eval()
+    with torch.no_grad():
+        scores = tasks.metric_inputs(task, module(X_test)).numpy()
     if task == "binary":
+        assert np.allclose(predictions["probability"], scores, atol=1e-6)
         assert metrics["test/accuracy"] == pytest.approx(skm.accuracy_score(target, predicted), abs=1e-6)
+        assert metrics["test/precision"] == pytest.approx(skm.precision_score(target, predicted), abs=1e-6)
+        assert metrics["test/recall"] == pytest.approx(skm.recall_score(target, predicted), abs=1e-6)
         assert metrics["test/f1"] == pytest.approx(skm.f1_score(target, predicted), abs=1e-6)
         assert metrics["test/auroc"] == pytest.approx(skm.roc_auc_score(target, predictions["probability"]), abs=1e-5)
         assert np.array_equal(predicted, predictions["probability"] > 0.5)
     elif task == "multiclass":
         probabilities = np.stack([predictions[f"probability_{k}"] for k in range(4)], axis=1)
+        assert np.allclose(probabilities, scores, atol=1e-6)
         assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
         assert np.array_equal(predicted, probabilities.argmax(1))
         assert metrics["test/accuracy"] == pytest.approx(skm.accuracy_score(target, predicted), abs=1e-6)
@@ -62,8 +78,20 @@ def test_fit_then_test_then_predict(name):
         auroc = skm.roc_auc_score(target, probabilities, multi_class="ovr", average="macro")
         assert metrics["test/auroc"] == pytest.approx(auroc, abs=1e-4)
     else:
+        assert np.allclose(predicted, scores, rtol=1e-5, atol=1e-5)
         assert metrics["test/mse"] == pytest.approx(skm.mean_squared_error(target, predicted), rel=1e-4)
         assert metrics["test/r2"] == pytest.approx(skm.r2_score(target, predicted), rel=1e-4)
+
+
+def test_validate_logs_every_validation_metric(capsys):
+    """configs/seed.yaml thins per-epoch validation logging inside fit; `validate` logs everything."""
+    assert run_cli("fit", "-c", config("seed"), *SHORT) == 0
+    (fit_run,) = run_dirs("seed")
+    assert run_cli("validate", "-c", config("seed"), "--ckpt_path", fit_run / "checkpoints" / "last.ckpt", *QUIET) == 0
+    _, validate_run = run_dirs("seed")
+    assert {"val/loss", "val/accuracy", "val/precision", "val/recall", "val/f1", "val/auroc"} <= set(
+        scalars(validate_run)
+    )
 
 
 def test_saved_config_reruns_the_same_run():

@@ -169,8 +169,9 @@ def test_training_batches_cover_each_sample_once_per_epoch_in_a_seeded_order():
     assert torch.equal(epoch_rows(loader, 0), epochs[0])  # an epoch's order depends on (seed, epoch) only
     again = make(n_samples=250, batch_size=32, batches_per_step=2).train_dataloader()
     assert torch.equal(epoch_rows(again, 1), epochs[1])
-    other_seed = make(n_samples=250, batch_size=32, seed=43).train_dataloader()
-    assert not torch.equal(sorted_rows(epoch_rows(other_seed, 0))[:5], epochs[0][:5])
+    X, y = dm.splits["train"]
+    other_seed = TensorBatches(X, y, batch_size=32, shuffle=True, seed=43, group=2)
+    assert not torch.equal(epoch_rows(other_seed, 0), epochs[0])  # same data, another shuffling seed
 
 
 def test_training_batches_come_in_groups_of_mini_batches():
@@ -209,6 +210,15 @@ def test_ddp_shards_are_disjoint_equal_sized_and_drawn_from_one_permutation(n_sa
         assert len(torch.unique(both, dim=0)) == n  # disjoint
     else:
         assert torch.equal(shards[1][-1], permutation[0])  # padded by wrapping around, like DistributedSampler
+
+
+def test_training_batches_never_end_with_a_lone_sample():
+    X, y = torch.randn(65, 2), torch.zeros(65)
+    sizes = [len(x) for group in TensorBatches(X, y, batch_size=16, shuffle=True, group=2) for x, _ in group]
+    assert sizes == [16, 16, 16, 17]
+    assert len(TensorBatches(X, y, batch_size=16, shuffle=True, group=1)) == 4
+    evaluation = [len(b[0]) for b in TensorBatches(X, y, batch_size=16)]  # evaluation keeps its batches
+    assert evaluation == [16, 16, 16, 16, 1]
 
 
 def test_eval_and_predict_batches_keep_split_order():

@@ -135,6 +135,41 @@ def test_schedulers_step_once_per_epoch():
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
 
 
+class ListensToBackward(pl.Callback):
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.seen = getattr(self, "seen", 0) + 1
+
+
+def test_lean_steps_train_exactly_like_lightnings_own_steps():
+    """Without listeners MLPModule calls torch directly; with one it uses manual_backward and
+    optimizer.step. Same seed, same data: the weights must come out bit for bit the same."""
+    weights = []
+    for callbacks in ([], [ListensToBackward()]):
+        pl.seed_everything(0)
+        module = MLPModule(input_dim=4, task="binary", hidden_dims=[16], gradient_clip_val=0.5, l1_penalty=1e-3)
+        trainer = pl.Trainer(
+            max_epochs=3,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=callbacks,
+        )
+        trainer.fit(module, datamodule=SyntheticDataModule(n_samples=400, n_features=4, n_informative=3))
+        assert module._lean is not callbacks
+        assert trainer.global_step == 24  # 240 samples in batches of 32, 3 epochs
+        weights.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
+    assert callbacks[0].seen == 24
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_batch_norm_trains_when_a_lone_sample_would_end_the_epoch():
+    # 240 training samples in batches of 239: the one left over joins the batch before it
+    module = MLPModule(input_dim=4, task="binary", hidden_dims=[8], batch_norm=True)
+    trainer = fit(module, epochs=2, batch_size=239)
+    assert trainer.global_step == 2
+
+
 def test_max_steps_is_exact_although_steps_are_grouped():
     trainer = fit(MLPModule(input_dim=4, task="binary"), epochs=10, max_steps=5)
     assert trainer.global_step == 5
