@@ -9,7 +9,7 @@ from trainlab import __version__
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (and, by default, test its best checkpoint)",
-    "validate": "evaluate a checkpoint on the validation split",
+    "validate": "evaluate a checkpoint on the validation split (the test split if there is none)",
     "test": "evaluate a checkpoint on the test split; writes metrics.json",
     "predict": "predict a split with a checkpoint; writes predictions.csv",
 }
@@ -22,8 +22,10 @@ commands:
 {chr(10).join(f"  {name:<10}{text}" for name, text in LIGHTNING_COMMANDS.items())}
 
 Every command takes a YAML config (-c configs/seed.yaml) and dotted overrides
-(--model.init_args.lr 0.001). `trainlab COMMAND --help` lists every key and its default;
-`trainlab COMMAND -c CONFIG --print_config` shows the resolved config.
+(--model.init_args.lr 0.001). `trainlab COMMAND -c CONFIG --print_config` shows the resolved
+config with every default; `trainlab fit --help`, `--model.help trainlab.models.MLPModule` and
+`--data.help trainlab.data.SyntheticDataModule` describe the keys. validate, test and predict
+need --ckpt_path FILE.
 Runs land in lightning_logs/<name>/version_N/.
 
 options:
@@ -73,7 +75,7 @@ def condense_parser_error(message: str) -> str:
     if given is not None and "Got value" not in reason and "NestedArg" not in given and "Namespace" not in given:
         reason += f" (got {given!r})"
     if "unrecognized arguments" in reason or "is not accepted" in reason or "not expected" in reason:
-        reason += "; `trainlab COMMAND --help` lists the keys"
+        reason += "; `--print_config` shows the keys there are"
     return f"{'.'.join(keys)}: {reason}" if keys else reason
 
 
