@@ -90,19 +90,19 @@ def test_loss_matches_the_task_and_l1_loss_is_selectable():
     assert isinstance(MLPModule(input_dim=2, task="regression", loss="huber").criterion, nn.HuberLoss)
 
 
-def fit(module, epochs=3, max_steps=-1, **data_kwargs):
-    """A real, quiet Lightning fit of `module` on a small synthetic dataset; returns the trainer."""
-    data = SyntheticDataModule(n_samples=400, n_features=4, n_informative=3, **data_kwargs)
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        max_steps=max_steps,
+def fit(module, data: dict | None = None, **trainer_options):
+    """A real, quiet Lightning fit of `module` on a small synthetic dataset (240 training samples);
+    returns the trainer."""
+    options = dict(
+        max_epochs=3,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
     )
-    trainer.fit(module, datamodule=data)
+    trainer = pl.Trainer(**{**options, **trainer_options})
+    trainer.fit(module, datamodule=SyntheticDataModule(n_samples=400, n_features=4, n_informative=3, **(data or {})))
     return trainer
 
 
@@ -113,8 +113,8 @@ def test_l1_norm_is_the_weights_l1_norm_and_the_penalty_shrinks_it():
     assert torch.isclose(plain.l1_norm(), sum(w.abs().sum() for w in weights))
     torch.manual_seed(0)
     penalised = MLPModule(input_dim=4, task="binary", hidden_dims=[16], lr=0.01, l1_penalty=0.01)
-    fit(plain, epochs=5)
-    fit(penalised, epochs=5)
+    fit(plain, max_epochs=5)
+    fit(penalised, max_epochs=5)
     assert penalised.l1_norm() < 0.6 * plain.l1_norm()
 
 
@@ -122,7 +122,7 @@ def test_gradient_clipping_bounds_every_step():
     torch.manual_seed(0)
     module = MLPModule(input_dim=4, task="binary", hidden_dims=[16], optimizer="sgd", lr=1.0, gradient_clip_val=1e-3)
     before = torch.cat([p.detach().flatten().clone() for p in module.parameters()])
-    trainer = fit(module, epochs=1, batch_size=32)
+    trainer = fit(module, {"batch_size": 32}, max_epochs=1)
     after = torch.cat([p.detach().flatten() for p in module.parameters()])
     steps = trainer.global_step
     assert steps == 8  # 240 training samples in batches of 32: one optimizer step per mini-batch
@@ -131,7 +131,7 @@ def test_gradient_clipping_bounds_every_step():
 
 def test_schedulers_step_once_per_epoch():
     module = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="step", step_size=1, gamma=0.5)
-    trainer = fit(module, epochs=3)
+    trainer = fit(module)
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
 
 
@@ -147,16 +147,8 @@ def test_lean_steps_train_exactly_like_lightnings_own_steps():
     for callbacks in ([], [ListensToBackward()]):
         pl.seed_everything(0)
         module = MLPModule(input_dim=4, task="binary", hidden_dims=[16], gradient_clip_val=0.5, l1_penalty=1e-3)
-        trainer = pl.Trainer(
-            max_epochs=3,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=callbacks,
-        )
-        trainer.fit(module, datamodule=SyntheticDataModule(n_samples=400, n_features=4, n_informative=3))
-        assert module._lean is not callbacks
+        trainer = fit(module, callbacks=callbacks)
+        assert module._lean == (not callbacks)
         assert trainer.global_step == 24  # 240 samples in batches of 32, 3 epochs
         weights.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
     assert callbacks[0].seen == 24
@@ -166,21 +158,21 @@ def test_lean_steps_train_exactly_like_lightnings_own_steps():
 def test_batch_norm_trains_when_a_lone_sample_would_end_the_epoch():
     # 240 training samples in batches of 239: the one left over joins the batch before it
     module = MLPModule(input_dim=4, task="binary", hidden_dims=[8], batch_norm=True)
-    trainer = fit(module, epochs=2, batch_size=239)
+    trainer = fit(module, {"batch_size": 239}, max_epochs=2)
     assert trainer.global_step == 2
 
 
 def test_max_steps_is_exact_although_steps_are_grouped():
-    trainer = fit(MLPModule(input_dim=4, task="binary"), epochs=10, max_steps=5)
+    trainer = fit(MLPModule(input_dim=4, task="binary"), max_epochs=10, max_steps=5)
     assert trainer.global_step == 5
 
 
 def test_step_and_cosine_schedulers_step_once_per_epoch():
     step = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="step", step_size=1, gamma=0.5)
-    trainer = fit(step, epochs=3)
+    trainer = fit(step, max_epochs=3)
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
     cosine = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="cosine")  # T_max: the run's max_epochs
-    trainer = fit(cosine, epochs=4)
+    trainer = fit(cosine, max_epochs=4)
     assert trainer.lr_scheduler_configs[0].scheduler.T_max == 4
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # a half cosine, ended
 
@@ -202,16 +194,7 @@ def test_plateau_scheduler_steps_on_each_fresh_validation_loss(every):
     """Our stepping must equal torch's ReduceLROnPlateau fed the validation losses, once per validation."""
     module = MLPModule(input_dim=4, task="binary", lr=0.05, scheduler="plateau", plateau_patience=0, gamma=0.5)
     recorder = ValLossRecorder()
-    trainer = pl.Trainer(
-        max_epochs=8,
-        check_val_every_n_epoch=every,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-    )
-    trainer.fit(module, datamodule=SyntheticDataModule(n_samples=400, n_features=4, n_informative=3))
+    trainer = fit(module, max_epochs=8, check_val_every_n_epoch=every, callbacks=[recorder])
     assert len(recorder.losses) == 8 // every
     reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
         torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05), factor=0.5, patience=0
