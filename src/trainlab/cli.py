@@ -101,9 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+        from trainlab.errors import TrainingFailed
+
         cause = user_error_in(error)
         if cause is not None:
             fail(str(cause))
+        if isinstance(error, TrainingFailed):
+            print(f"trainlab: training failed: {error}", file=sys.stderr)
+            sys.exit(3)
         if isinstance(error, ArgumentError):
             fail(condense_parser_error(str(error)))
         if isinstance(error, MisconfigurationException):  # Lightning refusing a trainer setting

@@ -6,7 +6,7 @@ Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config h
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -14,8 +14,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
 from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter
+from trainlab.callbacks.doctor import TrainingDoctor
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
+from trainlab.diagnosis import DoctorThresholds
 from trainlab.errors import UserError, require
 from trainlab.models import MLPModule
 
@@ -42,6 +44,7 @@ class RunOptions:
             headline metric (val/accuracy or val/r2) and `monitor` are logged every epoch.
         test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
         test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
+        doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
     """
 
     monitor: str = "val/loss"
@@ -51,6 +54,7 @@ class RunOptions:
     val_metrics_every: int = 1
     test_after_fit: bool = True
     test_ckpt: Literal["best", "last"] = "best"
+    doctor: DoctorThresholds | None = field(default_factory=DoctorThresholds)
 
 
 def monitor_mode(run: RunOptions) -> str:
@@ -115,6 +119,8 @@ class TrainlabCLI(LightningCLI):
                     auto_insert_metric_name=False,
                 )
             )
+        if run.doctor is not None:
+            callbacks.append(TrainingDoctor(run.doctor, run.monitor, early_stopping=run.early_stopping is not None))
         if run.early_stopping is not None:
             stop = run.early_stopping
             callbacks.append(
@@ -170,6 +176,13 @@ class TrainlabCLI(LightningCLI):
             require(scheduler != "plateau", "model.init_args.scheduler", scheduler, f"not plateau: plateau {why}")
         allowed = self.model.monitorable()
         require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
+        natural = monitor_mode(RunOptions(monitor=run.monitor))
+        require(
+            run.mode in ("auto", natural),
+            "run.mode",
+            run.mode,
+            f"auto or {natural}: {run.monitor} is better when it is {'higher' if natural == 'max' else 'lower'}",
+        )
         require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
         require(run.val_metrics_every >= 1, "run.val_metrics_every", run.val_metrics_every, "an integer >= 1")
         if run.early_stopping is not None:

@@ -10,7 +10,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from torchmetrics import MeanMetric
 
 from trainlab import tasks
-from trainlab.errors import require
+from trainlab.errors import TrainingFailed, require
 from trainlab.models.mlp import ACTIVATIONS, MLP, Activation, Init
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -149,6 +149,7 @@ class MLPModule(pl.LightningModule):
         self.metrics = torch.nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
         self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in ("val", "test")})
         self._lean = False
+        self._last_loss: torch.Tensor | None = None
         self.log_val_metrics()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,6 +173,9 @@ class MLPModule(pl.LightningModule):
             if 0 <= trainer.max_steps <= trainer.global_step:
                 break
             loss, _, y = self.model_step(batch)
+            if not torch.isfinite(loss):  # on the CPU this check costs nothing; it stops before a bad step
+                self._fail_non_finite(loss)
+            self._last_loss = loss.detach()
             optimizer.zero_grad(set_to_none=True)
             self._backward(loss + l1_penalty * self.l1_norm() if l1_penalty > 0 else loss)
             if clip is not None:
@@ -184,6 +188,24 @@ class MLPModule(pl.LightningModule):
             mean = torch.stack(losses) @ torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device) / count
             # sync_dist: under DDP the epoch's mean is taken over every rank's samples (at epoch end only)
             self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count, sync_dist=True)
+
+    def _fail_non_finite(self, loss: torch.Tensor) -> None:
+        """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
+        trainer, lr = self.trainer, self.hparams.lr
+        last = float(self._last_loss) if self._last_loss is not None else None
+        report = {
+            "loss": float(loss),
+            "epoch": self.current_epoch + 1,
+            "step": trainer.global_step + 1,
+            "last_finite_loss": last,
+        }
+        raise TrainingFailed(
+            f"the training loss became {float(loss)} at epoch {report['epoch']}, step {report['step']} (the last "
+            f"finite loss was {last}); the learning rate ({lr:g}) is likely too high for this model: try "
+            f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with it; "
+            "checkpoints/last.ckpt is the last good epoch and diagnosis.json has the details",
+            report,
+        )
 
     def on_train_start(self):
         trainer = self.trainer

@@ -1,0 +1,141 @@
+"""The training doctor: watches every fit once per epoch and ends it with a verdict (see diagnosis.py)."""
+
+import math
+import sys
+
+import lightning.pytorch as pl
+import torch
+
+from trainlab import tasks
+from trainlab.callbacks.outputs import run_dir
+from trainlab.diagnosis import DoctorThresholds, History, diagnose
+from trainlab.errors import TrainingFailed
+from trainlab.io import write_json_atomic
+
+# Below this share of training samples, the rarest class makes accuracy a misleading thing to monitor.
+IMBALANCE_SHARE = 0.2
+
+
+class TrainingDoctor(pl.Callback):
+    """Per epoch, from the last step's gradients and the epoch's weight change (no per-step hooks, so the
+    fast training path stays on): the global and per-layer gradient norms and the update-to-weight ratio
+    per layer, logged to TensorBoard under grad_norm/ and update_ratio/. At the end of a fit (or when the
+    loss turns non-finite) the verdict goes to diagnosis.json and the console."""
+
+    def __init__(
+        self, thresholds: DoctorThresholds | None = None, monitor: str = "val/loss", early_stopping: bool = False
+    ):
+        self.thresholds = thresholds or DoctorThresholds()
+        self.monitor = monitor
+        self.early_stopping = early_stopping
+        self.diagnosis: dict | None = None
+
+    # --- before training: what the data says about the configuration --------------------------------
+    def on_fit_start(self, trainer, pl_module):
+        self.history = History()
+        self.warnings: list[str] = []
+        self.diagnosis = None
+        self._weights_at_epoch_start: list[torch.Tensor] = []
+        self._grads: dict[str, float] = {}
+        data = trainer.datamodule
+        self.baseline_loss = None
+        if data is not None and "train" in getattr(data, "splits", {}):
+            y = data.splits["train"][1]
+            self.baseline_loss = constant_prediction_loss(pl_module, y)
+            if pl_module.task != "regression" and self.monitor.endswith("accuracy"):
+                share = torch.bincount(y.long()).min().item() / len(y)
+                if share < IMBALANCE_SHARE:
+                    self.warnings.append(
+                        f"run.monitor={self.monitor} on imbalanced classes (the rarest is {share:.0%} of the "
+                        "training samples): accuracy can look good while the rare class is missed; monitor "
+                        "val/f1 or val/auroc"
+                    )
+        if trainer.is_global_zero:
+            for warning in self.warnings:
+                print(f"trainlab: warning: {warning}", file=sys.stderr, flush=True)
+
+    # --- per epoch -----------------------------------------------------------------------------------
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._weights_at_epoch_start = [layer.weight.detach().clone() for layer in linear_layers(pl_module)]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # The epoch's last step: its gradients are still there (Lightning clears them before validating).
+        if batch_idx + 1 != trainer.num_training_batches:
+            return
+        layers = linear_layers(pl_module)
+        if any(layer.weight.grad is None for layer in layers):
+            return
+        self._grads = {f"grad_norm/linear{i}": float(layer.weight.grad.norm()) for i, layer in enumerate(layers)}
+        self._grads["grad_norm/global"] = math.sqrt(
+            sum(float(p.grad.norm()) ** 2 for p in pl_module.parameters() if p.grad is not None)
+        )
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        values, self._grads = self._grads, {}
+        if not values:
+            return  # no step this epoch
+        layers = linear_layers(pl_module)
+        for i, (layer, before) in enumerate(zip(layers, self._weights_at_epoch_start, strict=True)):
+            values[f"update_ratio/linear{i}"] = float((layer.weight.detach() - before).norm() / (before.norm() + 1e-12))
+        h = self.history
+        h.grad_norm.append(values["grad_norm/global"])
+        h.first_layer_grad.append(values["grad_norm/linear0"])
+        h.last_layer_grad.append(values[f"grad_norm/linear{len(layers) - 1}"])
+        h.update_ratio.append(max(values[f"update_ratio/linear{i}"] for i in range(len(layers))))
+        if "train/loss" in trainer.callback_metrics:
+            h.train_loss.append(float(trainer.callback_metrics["train/loss"]))
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(values, step=trainer.global_step)
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking and trainer.state.fn == "fit" and "val/loss" in trainer.callback_metrics:
+            self.history.val_loss.append(float(trainer.callback_metrics["val/loss"]))
+
+    # --- the verdict ---------------------------------------------------------------------------------
+    def on_fit_end(self, trainer, pl_module):
+        self._conclude(trainer, pl_module, non_finite=None)
+
+    def on_exception(self, trainer, pl_module, exception):
+        if isinstance(exception, TrainingFailed):
+            self._conclude(trainer, pl_module, non_finite=exception.report)
+
+    def _conclude(self, trainer, pl_module, non_finite):
+        context = {
+            "baseline_loss": self.baseline_loss,
+            "early_stopping": self.early_stopping,
+            "non_finite": non_finite,
+            "hparams": dict(pl_module.hparams),
+        }
+        self.diagnosis = {**diagnose(self.history, context, self.thresholds), "warnings": self.warnings}
+        path = run_dir(trainer) / "diagnosis.json"  # every rank: log_dir is a collective under DDP
+        if not trainer.is_global_zero:
+            return
+        write_json_atomic(path, {**self.diagnosis, "history": vars(self.history)})
+        lines = [f"Diagnosis: {self.diagnosis['verdict']}"]
+        lines += [f"  remedy: {remedy}" for remedy in self.diagnosis["remedies"]]
+        text = "\n".join(lines)
+        if trainer.progress_bar_callback is not None:
+            trainer.progress_bar_callback.print(text)
+        else:
+            print(text, flush=True)
+
+
+def linear_layers(pl_module) -> list[torch.nn.Linear]:
+    return [layer for layer in pl_module.net if isinstance(layer, torch.nn.Linear)]
+
+
+def constant_prediction_loss(pl_module, y: torch.Tensor) -> float:
+    """The training loss of the best constant prediction (the class prior, or the mean / median target):
+    the level a model that learnt nothing reaches."""
+    y = y.to(pl_module.device)
+    with torch.no_grad():
+        if pl_module.task == "binary":
+            p = y.float().mean().clamp(1e-6, 1 - 1e-6)
+            logits = torch.full((len(y), 1), float(torch.log(p / (1 - p))), device=y.device)
+        elif pl_module.task == "multiclass":
+            counts = torch.bincount(y.long(), minlength=pl_module.hparams.num_classes).float() + 1e-6
+            logits = torch.log(counts / counts.sum()).expand(len(y), -1)
+        else:
+            centre = y.median() if pl_module.hparams.loss in ("l1", "huber") else y.mean()
+            logits = torch.full((len(y), 1), float(centre), device=y.device)
+        return float(pl_module.criterion(tasks.loss_inputs(pl_module.task, logits), y))

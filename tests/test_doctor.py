@@ -1,0 +1,197 @@
+"""The training doctor: each verdict from its rule, and engineered real runs that must earn theirs."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import QUIET, config, read_json, run_cli, run_dirs
+from trainlab.diagnosis import DoctorThresholds, History, diagnose
+
+T = DoctorThresholds()
+LINEAR = dict(grad_norm=[1.0] * 10, first_layer_grad=[0.5] * 10, last_layer_grad=[0.5] * 10, update_ratio=[0.01] * 10)
+
+
+def verdict(context=None, **history) -> str:
+    return diagnose(History(**{**LINEAR, **history}), {"baseline_loss": 0.69, **(context or {})}, T)["verdict"]
+
+
+def test_each_rule_on_its_own():
+    falling = [0.6 * 0.8**i for i in range(10)]
+    assert verdict(train_loss=falling, val_loss=[x + 0.05 for x in falling]) == "healthy"
+    assert verdict(train_loss=falling, context={"non_finite": {"step": 3}}) == "diverged"
+    assert verdict(train_loss=[0.6, 0.7, 1.5]) == "diverged"
+    assert verdict(train_loss=falling, grad_norm=[1.0] * 9 + [5e3]) == "exploding_gradients"
+    assert (
+        verdict(train_loss=falling, first_layer_grad=[1e-5] * 10, last_layer_grad=[0.1] * 10) == "vanishing_gradients"
+    )
+    assert verdict(train_loss=[0.69] * 10, update_ratio=[1e-6] * 10) == "learning_rate_too_low"
+    assert verdict(train_loss=[0.69] * 10) == "underfitting"  # the weights moved, the loss did not
+    overfit_val = [0.5, 0.4, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65]
+    assert verdict(train_loss=falling, val_loss=overfit_val) == "overfitting"
+    stalled = [0.6, 0.5, 0.45, 0.42, 0.41, 0.41, 0.41, 0.41, 0.41, 0.41]
+    assert verdict(train_loss=stalled, val_loss=stalled) == "plateau"
+    assert verdict(train_loss=falling[:5], val_loss=overfit_val[:5]) == "healthy"  # too short to call
+
+
+def test_thresholds_are_configurable():
+    overfit_val = [0.5, 0.4, 0.3, 0.32, 0.33, 0.33, 0.33, 0.33, 0.33, 0.33]  # 10% above its best
+    falling = [0.6 * 0.8**i for i in range(10)]
+    history = History(**LINEAR, train_loss=falling, val_loss=overfit_val)
+    assert diagnose(history, {}, DoctorThresholds(overfit_rise=0.2))["verdict"] == "healthy"
+    assert diagnose(history, {}, DoctorThresholds(overfit_rise=0.05))["verdict"] == "overfitting"
+
+
+def test_remedies_are_worked_out_from_the_run():
+    hparams = {"lr": 0.01, "hidden_dims": [256, 128], "dropout": 0.0, "weight_decay": 0.0}
+    found = diagnose(
+        History(**LINEAR, train_loss=[0.6, 0.3, 0.1] * 4, val_loss=[0.3] + [0.6] * 11),
+        {"hparams": hparams, "early_stopping": False, "baseline_loss": 0.69},
+        T,
+    )
+    assert found["verdict"] == "overfitting"
+    text = "\n".join(found["remedies"])
+    assert "run.early_stopping.patience=10" in text and "hidden_dims=[128, 64]" in text and "dropout=0.2" in text
+    exploding = diagnose(History(**{**LINEAR, "grad_norm": [1e4]}, train_loss=[0.6]), {"hparams": hparams}, T)
+    assert "model.init_args.lr=0.001 (now 0.01)" in exploding["remedies"][0]
+
+
+def fit_and_diagnose(name: str, *args: str) -> dict:
+    assert run_cli("fit", "-c", config(name), "--run.test_after_fit", "false", *args, *QUIET) == 0
+    return read_json(run_dirs(name)[-1] / "diagnosis.json")
+
+
+def test_a_sound_run_is_healthy_and_the_doctor_logs_gradients():
+    found = fit_and_diagnose("seed", "--trainer.max_epochs", "30")
+    assert found["verdict"] == "healthy", found
+    assert len(found["history"]["grad_norm"]) == 30 and found["warnings"] == []
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(run_dirs("seed")[-1])).Reload().Tags()["scalars"]
+    assert {"grad_norm/global", "grad_norm/linear0", "grad_norm/linear1", "update_ratio/linear0"} <= set(tags)
+
+
+def test_a_tiny_learning_rate_is_called_out():
+    found = fit_and_diagnose("seed", "--model.init_args.lr", "1e-6", "--trainer.max_epochs", "5")
+    assert found["verdict"] == "learning_rate_too_low"
+    assert found["remedies"][0] == "raise the learning rate: model.init_args.lr=1e-05 (now 1e-06)"
+
+
+def test_a_deep_sigmoid_stack_has_vanishing_gradients():
+    found = fit_and_diagnose(
+        "default",
+        "--model.init_args.hidden_dims",
+        "[32,32,32,32,32,32,32,32,32,32]",
+        "--model.init_args.activation",
+        "sigmoid",
+        "--trainer.max_epochs",
+        "5",
+    )
+    assert found["verdict"] == "vanishing_gradients"
+    assert found["evidence"]["first_to_last_layer_grad_ratio"] < 1e-3
+
+
+@pytest.mark.slow
+def test_a_wide_network_on_a_tiny_noisy_training_set_overfits():
+    found = fit_and_diagnose(
+        "default",
+        "--data.init_args.n_samples",
+        "150",
+        "--data.init_args.flip_y",
+        "0.3",
+        "--model.init_args.hidden_dims",
+        "[256,256,256]",
+        "--model.init_args.dropout",
+        "0",
+        "--model.init_args.weight_decay",
+        "0",
+        "--trainer.max_epochs",
+        "200",
+        "--run.early_stopping",
+        "null",
+        "--data.init_args.batch_size",
+        "16",
+    )
+    assert found["verdict"] == "overfitting"
+    evidence = found["evidence"]
+    assert evidence["best_epoch"] < 50 and evidence["final_val_loss"] > 2 * evidence["best_val_loss"]
+
+
+def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss(capsys):
+    # SGD at lr 0.02 trains; the step schedule raises it a hundredfold after two epochs: the third diverges
+    args = ["--model.init_args.optimizer", "sgd", "--model.init_args.lr", "0.02", "--model.init_args.scheduler"]
+    args += ["step", "--model.init_args.step_size", "2", "--model.init_args.gamma", "100", "--trainer.max_epochs", "6"]
+    assert run_cli("fit", "-c", config("regression"), *args, *QUIET) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("trainlab: training failed: the training loss became")
+    assert "the learning rate (0.02) is likely too high" in err
+    (run,) = run_dirs("regression")
+    found = read_json(run / "diagnosis.json")
+    assert found["verdict"] == "diverged"
+    report = found["evidence"]["non_finite"]
+    assert not math.isfinite(report["loss"]) and math.isfinite(report["last_finite_loss"])
+    # the kept checkpoint is the last good epoch, and its weights are finite
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert report["epoch"] == 3 and checkpoint["epoch"] + 1 == 2  # epochs count from 1 here, from 0 in Lightning
+    assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
+
+
+def test_the_guard_stops_before_the_step_that_would_spoil_the_weights():
+    import lightning.pytorch as pl
+
+    from trainlab.data import SyntheticDataModule
+    from trainlab.errors import TrainingFailed
+    from trainlab.models import MLPModule
+
+    module = MLPModule(input_dim=10, task="regression", hidden_dims=[64, 64], optimizer="sgd", lr=0.5)
+    trainer = pl.Trainer(
+        max_epochs=50, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    with pytest.raises(TrainingFailed) as failure:
+        trainer.fit(
+            module,
+            datamodule=SyntheticDataModule(
+                generator="friedman1", n_samples=2000, n_features=10, noise=1.0, batch_size=64
+            ),
+        )
+    report = failure.value.report
+    assert trainer.global_step == report["step"] - 1  # the failing step was not taken...
+    assert all(torch.isfinite(p).all() for p in module.parameters())  # ...so the weights are the last finite ones
+
+
+def test_accuracy_on_imbalanced_classes_is_flagged(capsys):
+    found = fit_and_diagnose(
+        "default",
+        "--data.init_args.weights",
+        "[0.92,0.08]",
+        "--run.monitor",
+        "val/accuracy",
+        "--trainer.max_epochs",
+        "2",
+    )
+    assert "trainlab: warning: run.monitor=val/accuracy on imbalanced classes" in capsys.readouterr().err
+    assert found["warnings"] and "val/f1 or val/auroc" in found["warnings"][0]
+
+
+def test_a_mode_against_the_metric_is_refused(capsys):
+    assert run_cli("fit", "-c", config("default"), "--run.monitor", "val/accuracy", "--run.mode", "min") == 2
+    assert (
+        "run.mode='min' is not allowed: auto or max: val/accuracy is better when it is higher"
+        in capsys.readouterr().err
+    )
+
+
+def test_the_doctor_can_be_turned_off():
+    assert run_cli("fit", "-c", config("seed"), "--run.doctor", "null", "--trainer.max_epochs", "2", *QUIET) == 0
+    assert not (run_dirs("seed")[-1] / "diagnosis.json").exists()
+
+
+def test_diagnosis_is_written_by_the_console_script_too(tmp_path):
+    trainlab = Path(sys.executable).with_name("trainlab")
+    done = subprocess.run(
+        [trainlab, "fit", "-c", config("seed"), "--trainer.max_epochs", "3", *QUIET], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "Diagnosis: " in done.stdout
