@@ -37,6 +37,7 @@ class TrainingDoctor(pl.Callback):
         self.diagnosis = None
         self._weights_at_epoch_start: list[torch.Tensor] = []
         self._grads: dict[str, float] = {}
+        self._validated = False
         data = trainer.datamodule
         self.baseline_loss = None
         if data is not None and "train" in getattr(data, "splits", {}):
@@ -82,14 +83,17 @@ class TrainingDoctor(pl.Callback):
         h.first_layer_grad.append(values["grad_norm/linear0"])
         h.last_layer_grad.append(values[f"grad_norm/linear{len(layers) - 1}"])
         h.update_ratio.append(max(values[f"update_ratio/linear{i}"] for i in range(len(layers))))
-        if "train/loss" in trainer.callback_metrics:
-            h.train_loss.append(float(trainer.callback_metrics["train/loss"]))
+        metrics = trainer.callback_metrics  # read once per epoch: computing it costs a fraction of a millisecond
+        if "train/loss" in metrics:
+            h.train_loss.append(float(metrics["train/loss"]))
+        if self._validated and "val/loss" in metrics:
+            h.val_loss.append(float(metrics["val/loss"]))
+        self._validated = False
         if trainer.logger is not None:
             trainer.logger.log_metrics(values, step=trainer.global_step)
 
     def on_validation_end(self, trainer, pl_module):
-        if not trainer.sanity_checking and trainer.state.fn == "fit" and "val/loss" in trainer.callback_metrics:
-            self.history.val_loss.append(float(trainer.callback_metrics["val/loss"]))
+        self._validated = not trainer.sanity_checking  # this epoch's val/loss is fresh
 
     # --- the verdict ---------------------------------------------------------------------------------
     def on_fit_end(self, trainer, pl_module):
