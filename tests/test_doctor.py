@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import QUIET, config, read_json, run_cli, run_dirs
-from trainlab.diagnosis import DoctorThresholds, History, diagnose
+from trainlab.diagnosis import DoctorOptions, History, diagnose
 
-T = DoctorThresholds()
+T = DoctorOptions()
 LINEAR = dict(grad_norm=[1.0] * 10, first_layer_grad=[0.5] * 10, last_layer_grad=[0.5] * 10, update_ratio=[0.01] * 10)
 
 
@@ -41,8 +41,8 @@ def test_thresholds_are_configurable():
     overfit_val = [0.5, 0.4, 0.3, 0.32, 0.33, 0.33, 0.33, 0.33, 0.33, 0.33]  # 10% above its best
     falling = [0.6 * 0.8**i for i in range(10)]
     history = History(**LINEAR, train_loss=falling, val_loss=overfit_val)
-    assert diagnose(history, {}, DoctorThresholds(overfit_rise=0.2))["verdict"] == "healthy"
-    assert diagnose(history, {}, DoctorThresholds(overfit_rise=0.05))["verdict"] == "overfitting"
+    assert diagnose(history, {}, DoctorOptions(overfit_rise=0.2))["verdict"] == "healthy"
+    assert diagnose(history, {}, DoctorOptions(overfit_rise=0.05))["verdict"] == "overfitting"
 
 
 def test_remedies_are_worked_out_from_the_run():
@@ -72,6 +72,14 @@ def test_a_sound_run_is_healthy_and_the_doctor_logs_gradients():
 
     tags = EventAccumulator(str(run_dirs("seed")[-1])).Reload().Tags()["scalars"]
     assert {"grad_norm/global", "grad_norm/linear0", "grad_norm/linear1", "update_ratio/linear0"} <= set(tags)
+
+
+def test_every_step_logging_when_asked():
+    fit_and_diagnose("seed", "--run.doctor.every_step", "true", "--trainer.max_epochs", "2")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dirs("seed")[-1])).Reload()
+    assert len(events.Scalars("grad_norm_step/global")) == 50  # 25 steps per epoch, 2 epochs
 
 
 def test_a_tiny_learning_rate_is_called_out():

@@ -16,11 +16,13 @@ from dataclasses import asdict, dataclass, field
 
 
 @dataclass
-class DoctorThresholds:
+class DoctorOptions:
     """When each verdict applies (see the module docstring); every ratio is relative, so that one set of
     thresholds serves every loss scale.
 
     Args:
+        every_step: also log the global gradient norm after every optimizer step (grad_norm_step/global);
+            this listens to a per-step hook, which turns the fast step path off.
         diverged_rise: final train loss above this multiple of the first epoch's: diverged.
         exploding_norm: a global gradient norm above this: exploding gradients.
         vanishing_ratio: median first-layer / last-layer gradient norm below this: vanishing gradients.
@@ -44,6 +46,7 @@ class DoctorThresholds:
     plateau_progress: float = 0.01
     plateau_fraction: float = 0.5
     min_epochs: int = 8
+    every_step: bool = False
 
 
 @dataclass
@@ -63,7 +66,7 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2] if ordered else float("nan")
 
 
-def diagnose(history: History, context: dict, thresholds: DoctorThresholds) -> dict:
+def diagnose(history: History, context: dict, thresholds: DoctorOptions) -> dict:
     """The verdict for one fit. `context` has `baseline_loss` (a constant prediction's loss on the training
     split), `early_stopping` (bool), `non_finite` (None or the guard's report) and the model's hyperparameters
     under `hparams`; the remedies are worked out from them."""
@@ -97,7 +100,7 @@ def diagnose(history: History, context: dict, thresholds: DoctorThresholds) -> d
     }
 
 
-def _verdict(h: History, context: dict, t: DoctorThresholds, evidence: dict) -> str:
+def _verdict(h: History, context: dict, t: DoctorOptions, evidence: dict) -> str:
     if context.get("non_finite"):
         evidence["non_finite"] = context["non_finite"]
         return "diverged"

@@ -14,10 +14,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
 from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter
-from trainlab.callbacks.doctor import TrainingDoctor
+from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
-from trainlab.diagnosis import DoctorThresholds
+from trainlab.diagnosis import DoctorOptions
 from trainlab.errors import UserError, require
 from trainlab.models import MLPModule
 
@@ -54,7 +54,7 @@ class RunOptions:
     val_metrics_every: int = 1
     test_after_fit: bool = True
     test_ckpt: Literal["best", "last"] = "best"
-    doctor: DoctorThresholds | None = field(default_factory=DoctorThresholds)
+    doctor: DoctorOptions | None = field(default_factory=DoctorOptions)
 
 
 def monitor_mode(run: RunOptions) -> str:
@@ -120,7 +120,8 @@ class TrainlabCLI(LightningCLI):
                 )
             )
         if run.doctor is not None:
-            callbacks.append(TrainingDoctor(run.doctor, run.monitor, early_stopping=run.early_stopping is not None))
+            doctor = StepwiseDoctor if run.doctor.every_step else TrainingDoctor
+            callbacks.append(doctor(run.doctor, run.monitor, early_stopping=run.early_stopping is not None))
         if run.early_stopping is not None:
             stop = run.early_stopping
             callbacks.append(

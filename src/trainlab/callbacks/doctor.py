@@ -1,6 +1,5 @@
 """The training doctor: watches every fit once per epoch and ends it with a verdict (see diagnosis.py)."""
 
-import math
 import sys
 
 import lightning.pytorch as pl
@@ -8,7 +7,7 @@ import torch
 
 from trainlab import tasks
 from trainlab.callbacks.outputs import run_dir
-from trainlab.diagnosis import DoctorThresholds, History, diagnose
+from trainlab.diagnosis import DoctorOptions, History, diagnose
 from trainlab.errors import TrainingFailed
 from trainlab.io import write_json_atomic
 
@@ -23,9 +22,9 @@ class TrainingDoctor(pl.Callback):
     loss turns non-finite) the verdict goes to diagnosis.json and the console."""
 
     def __init__(
-        self, thresholds: DoctorThresholds | None = None, monitor: str = "val/loss", early_stopping: bool = False
+        self, thresholds: DoctorOptions | None = None, monitor: str = "val/loss", early_stopping: bool = False
     ):
-        self.thresholds = thresholds or DoctorThresholds()
+        self.thresholds = thresholds or DoctorOptions()
         self.monitor = monitor
         self.early_stopping = early_stopping
         self.diagnosis: dict | None = None
@@ -66,10 +65,9 @@ class TrainingDoctor(pl.Callback):
         layers = linear_layers(pl_module)
         if any(layer.weight.grad is None for layer in layers):
             return
-        self._grads = {f"grad_norm/linear{i}": float(layer.weight.grad.norm()) for i, layer in enumerate(layers)}
-        self._grads["grad_norm/global"] = math.sqrt(
-            sum(float(p.grad.norm()) ** 2 for p in pl_module.parameters() if p.grad is not None)
-        )
+        norms = torch.stack([layer.weight.grad.norm() for layer in layers] + [global_grad_norm(pl_module)]).tolist()
+        self._grads = {f"grad_norm/linear{i}": norm for i, norm in enumerate(norms[:-1])}
+        self._grads["grad_norm/global"] = norms[-1]
 
     def on_train_epoch_end(self, trainer, pl_module):
         values, self._grads = self._grads, {}
@@ -122,6 +120,20 @@ class TrainingDoctor(pl.Callback):
             trainer.progress_bar_callback.print(text)
         else:
             print(text, flush=True)
+
+
+class StepwiseDoctor(TrainingDoctor):
+    """The doctor, plus the global gradient norm after every optimizer step (run.doctor.every_step)."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if trainer.logger is not None:
+            norm = float(global_grad_norm(pl_module))
+            trainer.logger.log_metrics({"grad_norm_step/global": norm}, step=trainer.global_step)
+
+
+def global_grad_norm(pl_module) -> torch.Tensor:
+    grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
 
 
 def linear_layers(pl_module) -> list[torch.nn.Linear]:
