@@ -168,3 +168,14 @@ def test_values_that_would_fail_later_fail_first(args, message, capsys):
     assert run_cli("fit", "-c", config("default"), *args, *QUIET) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("trainlab: error: ") and message in err[-1]
+
+
+def test_a_truncated_real_checkpoint(tmp_path, capsys):
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "1", *QUIET) == 0
+    (run,) = run_dirs("seed")
+    data = (run / "checkpoints" / "last.ckpt").read_bytes()
+    (tmp_path / "half.ckpt").write_bytes(data[: len(data) // 2])
+    assert run_cli("predict", "-c", config("seed"), "--ckpt_path", tmp_path / "half.ckpt") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("trainlab: error: --ckpt_path=") and "half.ckpt" in err and "not a readable checkpoint" in err
+    assert len(run_dirs("seed")) == 1  # nothing new was written

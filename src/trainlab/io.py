@@ -5,6 +5,9 @@ import os
 import tempfile
 from pathlib import Path
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read the process's umask (setting it is the only way), and put it back
+
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
@@ -15,6 +18,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

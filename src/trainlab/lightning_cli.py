@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
-from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter
+from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter, SaveOnInterrupt
 from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
@@ -105,7 +105,7 @@ class TrainlabCLI(LightningCLI):
         self._check_checkpoint_fits_data()
         self.model.log_val_metrics(every=run.val_metrics_every, always=[run.monitor])
         mode = monitor_mode(run)
-        callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter()]
+        callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter(), SaveOnInterrupt()]
         trainer = self._get(self.config_init, "trainer")
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())

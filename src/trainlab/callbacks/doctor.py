@@ -29,9 +29,20 @@ class TrainingDoctor(pl.Callback):
         self.early_stopping = early_stopping
         self.diagnosis: dict | None = None
 
+    # --- the history survives a resume: it is part of the checkpoint ---------------------------------
+    def setup(self, trainer, pl_module, stage):
+        if stage == "fit":  # before a checkpoint's state is loaded into it
+            self.history = History()
+
+    def state_dict(self) -> dict:
+        return {"history": vars(self.history)} if hasattr(self, "history") else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "history" in state_dict:
+            self.history = History(**state_dict["history"])
+
     # --- before training: what the data says about the configuration --------------------------------
     def on_fit_start(self, trainer, pl_module):
-        self.history = History()
         self.warnings: list[str] = []
         self.diagnosis = None
         self._weights_at_epoch_start: list[torch.Tensor] = []

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -90,3 +91,20 @@ class EpochSummary(Callback):
             trainer.progress_bar_callback.print(line)
         else:
             print(line, flush=True)
+
+
+class SaveOnInterrupt(Callback):
+    """Ctrl-C (SIGINT) during fit: save `checkpoints/interrupted.ckpt` before Lightning shuts down.
+    An exact resume starts from `checkpoints/last.ckpt`, the end of the last complete epoch."""
+
+    def on_exception(self, trainer, pl_module, exception):
+        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit":
+            path = run_dir(trainer) / "checkpoints" / "interrupted.ckpt"
+            trainer.save_checkpoint(path)
+            if trainer.is_global_zero:
+                print(
+                    f"trainlab: interrupted: saved {path}; resume exactly with --ckpt_path "
+                    f"{path.with_name('last.ckpt')}",
+                    file=sys.stderr,
+                    flush=True,
+                )

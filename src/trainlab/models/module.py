@@ -189,6 +189,15 @@ class MLPModule(pl.LightningModule):
             # sync_dist: under DDP the epoch's mean is taken over every rank's samples (at epoch end only)
             self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count, sync_dist=True)
 
+    # A resumed fit continues the random stream (dropout) where the checkpoint left it, so that on the CPU
+    # with a fixed seed it ends exactly where an uninterrupted fit would (the data order is (seed, epoch)'s).
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
     def _fail_non_finite(self, loss: torch.Tensor) -> None:
         """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
         trainer, lr = self.trainer, self.hparams.lr

@@ -1,0 +1,91 @@
+"""Killed fits resume exactly; Ctrl-C stops cleanly with a checkpoint. Real processes, real signals."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import QUIET, config, read_json, run_cli, run_dirs
+
+pytestmark = pytest.mark.slow
+
+TRAINLAB = Path(sys.executable).with_name("trainlab")
+# dropout consumes random numbers, so an exact resume also needs the random stream restored
+ARGS = [
+    "--trainer.max_epochs",
+    "20",
+    "--run.summary_every",
+    "1",
+    "--model.init_args.dropout",
+    "0.2",
+    "--trainer.enable_progress_bar",
+    "false",
+]
+
+
+def start_fit(*extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [TRAINLAB, "fit", "-c", config("seed"), *ARGS, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for_epoch(process: subprocess.Popen, epoch: int) -> None:
+    for line in process.stdout:
+        if line.startswith(f"Epoch [{epoch}/20]"):
+            return
+    raise AssertionError(f"the fit ended before epoch {epoch} (exit {process.wait()})")
+
+
+def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one():
+    assert run_cli("fit", "-c", config("seed"), *ARGS) == 0
+    (uninterrupted,) = run_dirs("seed")
+
+    process = start_fit()
+    wait_for_epoch(process, 8)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    killed = run_dirs("seed")[-1]
+    last = killed / "checkpoints" / "last.ckpt"
+    saved_epoch = torch.load(last, weights_only=True)["epoch"]  # 0-based: epochs 1..saved_epoch+1 are done
+    assert 6 <= saved_epoch < 19  # the summary line prints just before the epoch's checkpoint is saved
+    assert not (killed / "metrics.json").exists()
+
+    assert run_cli("fit", "-c", config("seed"), *ARGS, "--ckpt_path", last) == 0
+    resumed = run_dirs("seed")[-1]
+    assert read_json(resumed / "metrics.json") == read_json(uninterrupted / "metrics.json")
+    history = read_json(resumed / "diagnosis.json")["history"]
+    assert len(history["train_loss"]) == 20  # the doctor's history came back with the checkpoint...
+    assert history == read_json(uninterrupted / "diagnosis.json")["history"]  # ...and continued identically
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trained = EventAccumulator(str(resumed)).Reload().Scalars("train/loss")
+    assert len(trained) == 20 - (saved_epoch + 1)  # only the remaining epochs were trained
+
+
+def test_ctrl_c_stops_cleanly_after_saving_a_checkpoint():
+    process = start_fit()
+    wait_for_epoch(process, 5)
+    process.send_signal(signal.SIGINT)
+    output = process.stdout.read()
+    assert process.wait() == 1
+    assert "Traceback" not in output
+    (run,) = run_dirs("seed")
+    interrupted = run / "checkpoints" / "interrupted.ckpt"
+    assert f"trainlab: interrupted: saved {interrupted}; resume exactly with --ckpt_path" in output
+    checkpoint = torch.load(interrupted, weights_only=True)
+    assert checkpoint["epoch"] >= 4 and all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
+    assert not (run / "metrics.json").exists()  # no test after an interrupted fit
+
+
+def test_resuming_needs_a_checkpoint_file(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--ckpt_path", "last", *QUIET) == 2
+    assert "--ckpt_path='last': no such file" in capsys.readouterr().err
