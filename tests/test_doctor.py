@@ -135,12 +135,12 @@ def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss(capsys):
     assert run_cli("fit", "-c", config("regression"), *args, *QUIET) == 3
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("trainlab: training failed: the training loss became")
-    assert "the learning rate (0.02) is likely too high" in err
+    assert "the learning rate (2 now, 0.02 configured) is likely too high" in err  # after the step schedule
     (run,) = run_dirs("regression")
     found = read_json(run / "diagnosis.json")
     assert found["verdict"] == "diverged"
     report = found["evidence"]["non_finite"]
-    assert not math.isfinite(report["loss"]) and math.isfinite(report["last_finite_loss"])
+    assert report["loss"] in ("inf", "-inf", "nan") and math.isfinite(report["last_finite_loss"])
     # the kept checkpoint is the last good epoch, and its weights are finite
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert report["epoch"] == 3 and checkpoint["epoch"] + 1 == 2  # epochs count from 1 here, from 0 in Lightning
@@ -148,26 +148,68 @@ def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss(capsys):
 
 
 def test_the_guard_stops_before_the_step_that_would_spoil_the_weights():
+    """The weights after the stop equal those of the same seeded run stopped by max_steps one step
+    earlier: the step with the non-finite loss was never taken."""
     import lightning.pytorch as pl
 
     from trainlab.data import SyntheticDataModule
     from trainlab.errors import TrainingFailed
     from trainlab.models import MLPModule
 
-    module = MLPModule(input_dim=10, task="regression", hidden_dims=[64, 64], optimizer="sgd", lr=0.5)
-    trainer = pl.Trainer(
-        max_epochs=50, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
-    )
-    with pytest.raises(TrainingFailed) as failure:
-        trainer.fit(
-            module,
-            datamodule=SyntheticDataModule(
-                generator="friedman1", n_samples=2000, n_features=10, noise=1.0, batch_size=64
-            ),
+    def run(max_steps=-1):
+        pl.seed_everything(42)
+        module = MLPModule(input_dim=10, task="regression", hidden_dims=[64, 64], optimizer="sgd", lr=0.1)
+        trainer = pl.Trainer(
+            max_epochs=50,
+            max_steps=max_steps,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
         )
-    report = failure.value.report
-    assert trainer.global_step == report["step"] - 1  # the failing step was not taken...
-    assert all(torch.isfinite(p).all() for p in module.parameters())  # ...so the weights are the last finite ones
+        data = SyntheticDataModule(generator="friedman1", n_samples=2000, n_features=10, noise=1.0, batch_size=64)
+        try:
+            trainer.fit(module, datamodule=data)
+        except TrainingFailed as failure:
+            return module, failure.report
+        return module, None
+
+    stopped, report = run()
+    assert report is not None  # lr 0.1 with plain SGD diverges on this data
+    steps_taken = report["step"] - 1
+    assert steps_taken > 0
+    reference, _ = run(max_steps=steps_taken)
+    for a, b in zip(stopped.parameters(), reference.parameters(), strict=True):
+        assert torch.isfinite(a).all() and torch.equal(a, b)
+
+
+def test_validation_every_other_epoch_is_paired_with_its_epoch():
+    found = fit_and_diagnose(
+        "default",
+        "--trainer.max_epochs",
+        "10",
+        "--trainer.check_val_every_n_epoch",
+        "2",
+        "--run.early_stopping",
+        "null",
+    )
+    assert found["history"]["val_epoch"] == [1, 3, 5, 7, 9]
+    assert found["evidence"]["best_epoch"] % 2 == 0  # 1-based: validated epochs are 2, 4, ...
+
+
+def test_balanced_classes_are_not_flagged(capsys):
+    found = fit_and_diagnose(
+        "multiclass",
+        "--data.init_args.n_classes",
+        "6",
+        "--data.init_args.n_informative",
+        "6",
+        "--run.monitor",
+        "val/accuracy",
+        "--trainer.max_epochs",
+        "1",
+    )
+    assert found["warnings"] == [] and "warning" not in capsys.readouterr().err
 
 
 def test_accuracy_on_imbalanced_classes_is_flagged(capsys):
@@ -203,3 +245,5 @@ def test_diagnosis_is_written_by_the_console_script_too(tmp_path):
         [trainlab, "fit", "-c", config("seed"), "--trainer.max_epochs", "3", *QUIET], capture_output=True, text=True
     )
     assert done.returncode == 0 and "Diagnosis: " in done.stdout
+    (run,) = run_dirs("seed")
+    assert read_json(run / "diagnosis.json")["verdict"] in done.stdout

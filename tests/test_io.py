@@ -1,9 +1,10 @@
+import json
 import os
 import stat
 
 import pytest
 
-from trainlab.io import UMASK, write_json_atomic, write_text_atomic
+from trainlab.io import write_json_atomic, write_text_atomic
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
@@ -21,6 +22,18 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_debris(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
-def test_written_files_get_the_usual_permissions(tmp_path):
-    path = write_text_atomic(tmp_path / "predictions.csv", "index\n0\n")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~UMASK
+def test_written_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        path = write_text_atomic(tmp_path / "predictions.csv", "index\n0\n")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_json_is_strict_even_for_non_finite_numbers(tmp_path):
+    path = write_json_atomic(tmp_path / "diagnosis.json", {"loss": float("inf"), "history": [1.0, float("nan")]})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON: {c}")) == {
+        "loss": "inf",
+        "history": [1.0, "nan"],
+    }

@@ -10,9 +10,10 @@ Verdicts, checked in this order (the first that applies wins):
   overfitting          validation loss rose well above its best while training loss kept falling
   plateau              the training loss stopped improving for the second half, still far from a good fit
   healthy              none of the above
+(not_judged: no epoch completed, so there is nothing to judge.)
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass
@@ -55,6 +56,7 @@ class History:
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_epoch: list[int] = field(default_factory=list)  # the epoch (0-based) of each val_loss
     grad_norm: list[float] = field(default_factory=list)  # global L2 norm of the last step's gradients
     first_layer_grad: list[float] = field(default_factory=list)
     last_layer_grad: list[float] = field(default_factory=list)
@@ -71,6 +73,8 @@ def diagnose(history: History, context: dict, thresholds: DoctorOptions) -> dict
     split), `early_stopping` (bool), `non_finite` (None or the guard's report) and the model's hyperparameters
     under `hparams`; the remedies are worked out from them."""
     t, h = thresholds, history
+    if h.val_loss and not h.val_epoch:  # validated every epoch
+        h = replace(h, val_epoch=list(range(len(h.val_loss))))
     evidence: dict = {"epochs": len(h.train_loss)}
     if h.train_loss:
         evidence.update(first_train_loss=h.train_loss[0], final_train_loss=h.train_loss[-1])
@@ -79,9 +83,9 @@ def diagnose(history: History, context: dict, thresholds: DoctorOptions) -> dict
         evidence["constant_prediction_loss"] = baseline
     if h.val_loss:
         best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
-        evidence.update(best_epoch=best + 1, best_val_loss=h.val_loss[best], final_val_loss=h.val_loss[-1])
-        if h.train_loss:
-            evidence["final_gap"] = h.val_loss[-1] - h.train_loss[-1]
+        evidence.update(best_epoch=h.val_epoch[best] + 1, best_val_loss=h.val_loss[best], final_val_loss=h.val_loss[-1])
+        if h.train_loss and h.val_epoch[-1] < len(h.train_loss):
+            evidence["final_gap"] = h.val_loss[-1] - h.train_loss[h.val_epoch[-1]]
     if h.grad_norm:
         evidence.update(max_grad_norm=max(h.grad_norm), final_grad_norm=h.grad_norm[-1])
     if h.first_layer_grad and h.last_layer_grad:
@@ -114,7 +118,7 @@ def _verdict(h: History, context: dict, t: DoctorOptions, evidence: dict) -> str
             evidence["first_to_last_layer_grad_ratio"] = first / last
             return "vanishing_gradients"
     if not h.train_loss:
-        return "healthy"
+        return "not_judged"
     progress = 1 - h.train_loss[-1] / h.train_loss[0] if h.train_loss[0] else 0.0
     evidence["train_loss_progress"] = progress
     if progress < t.min_progress and h.update_ratio and median(h.update_ratio) < t.min_update_ratio:
@@ -125,9 +129,10 @@ def _verdict(h: History, context: dict, t: DoctorOptions, evidence: dict) -> str
     epochs = len(h.train_loss)
     if h.val_loss and epochs >= t.min_epochs:
         best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
+        best_epoch = min(h.val_epoch[best], epochs - 1)
         rose = h.val_loss[-1] > (1 + t.overfit_rise) * h.val_loss[best]
-        train_fell = h.train_loss[-1] < h.train_loss[min(best, epochs - 1)]
-        if rose and train_fell and best < 0.75 * len(h.val_loss):
+        train_fell = h.train_loss[-1] < h.train_loss[best_epoch]
+        if rose and train_fell and best_epoch < 0.75 * epochs:
             return "overfitting"
     if epochs >= t.min_epochs and baseline:
         half = h.train_loss[epochs // 2]
@@ -153,12 +158,15 @@ def remedies(verdict: str, context: dict) -> list[str]:
             else "check the data for extreme values",
         ]
     if verdict == "vanishing_gradients":
-        return [
-            f"use ReLU: {key}.activation=relu (now {hp.get('activation', '?')})",
-            f"initialise for the activation: {key}.init=kaiming (now {hp.get('init', 'default')})",
-            f"normalise layer inputs: {key}.batch_norm=true",
-            f"or a shallower network: {key}.hidden_dims={hidden[: max(1, len(hidden) // 2)]}",
-        ]
+        activation, init = hp.get("activation", "relu"), hp.get("init", "default")
+        advice = [f"use ReLU: {key}.activation=relu (now {activation})"] if activation in ("sigmoid", "tanh") else []
+        if init == "default":
+            advice.append(
+                f"initialise for the activation: {key}.init={'kaiming' if activation != 'tanh' else 'xavier'}"
+            )
+        if not hp.get("batch_norm"):
+            advice.append(f"normalise layer inputs: {key}.batch_norm=true")
+        return advice + [f"a shallower network: {key}.hidden_dims={hidden[: max(1, len(hidden) // 2)]} (now {hidden})"]
     if verdict == "learning_rate_too_low":
         return [f"raise the learning rate: {key}.lr={lr * 10:g} (now {lr:g})", "or train for more epochs"]
     if verdict == "underfitting":

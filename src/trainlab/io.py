@@ -1,30 +1,40 @@
 """Atomic file writes: a reader, or a kill at any moment, sees the old file or the new one, never half."""
 
 import json
+import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
-
-UMASK = os.umask(0o022)
-os.umask(UMASK)  # read the process's umask (setting it is the only way), and put it back
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # os.open applies the umask (tempfile.mkstemp would make an owner-only file)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
 
+def plain_json(value):
+    """`value` with non-finite floats as strings ("nan", "inf"): strict JSON that every parser reads."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: str | os.PathLike, data) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return write_text_atomic(path, json.dumps(plain_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -11,8 +11,9 @@ from trainlab.diagnosis import DoctorOptions, History, diagnose
 from trainlab.errors import TrainingFailed
 from trainlab.io import write_json_atomic
 
-# Below this share of training samples, the rarest class makes accuracy a misleading thing to monitor.
-IMBALANCE_SHARE = 0.2
+# When the rarest class has fewer than this many samples per sample of the commonest, accuracy is a
+# misleading thing to monitor (binary: a 20/80 split).
+IMBALANCE_RATIO = 0.25
 
 
 class TrainingDoctor(pl.Callback):
@@ -30,9 +31,14 @@ class TrainingDoctor(pl.Callback):
         self.diagnosis: dict | None = None
 
     # --- the history survives a resume: it is part of the checkpoint ---------------------------------
+    @property
+    def state_key(self) -> str:
+        return "TrainingDoctor"  # the same for StepwiseDoctor, so a resume may switch between them
+
     def setup(self, trainer, pl_module, stage):
         if stage == "fit":  # before a checkpoint's state is loaded into it
             self.history = History()
+            self.path = run_dir(trainer) / "diagnosis.json"  # every rank, now: log_dir is a collective
 
     def state_dict(self) -> dict:
         return {"history": vars(self.history)} if hasattr(self, "history") else {}
@@ -54,12 +60,12 @@ class TrainingDoctor(pl.Callback):
             y = data.splits["train"][1]
             self.baseline_loss = constant_prediction_loss(pl_module, y)
             if pl_module.task != "regression" and self.monitor.endswith("accuracy"):
-                share = torch.bincount(y.long()).min().item() / len(y)
-                if share < IMBALANCE_SHARE:
+                counts = torch.bincount(y.long(), minlength=data.num_classes)
+                if counts.min() < IMBALANCE_RATIO * counts.max():
                     self.warnings.append(
-                        f"run.monitor={self.monitor} on imbalanced classes (the rarest is {share:.0%} of the "
-                        "training samples): accuracy can look good while the rare class is missed; monitor "
-                        "val/f1 or val/auroc"
+                        f"run.monitor={self.monitor} on imbalanced classes (the rarest is {counts.min() / len(y):.0%} "
+                        "of the training samples): accuracy can look good while the rare class is missed; "
+                        "monitor val/f1 or val/auroc"
                     )
         if trainer.is_global_zero:
             for warning in self.warnings:
@@ -70,9 +76,8 @@ class TrainingDoctor(pl.Callback):
         self._weights_at_epoch_start = [layer.weight.detach().clone() for layer in linear_layers(pl_module)]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        # The epoch's last step: its gradients are still there (Lightning clears them before validating).
-        if batch_idx + 1 != trainer.num_training_batches:
-            return
+        # After each Lightning step (a group of optimizer steps): the last one before the epoch ends wins.
+        # Read here because Lightning clears gradients before validating (on_validation_model_zero_grad).
         layers = linear_layers(pl_module)
         if any(layer.weight.grad is None for layer in layers):
             return
@@ -97,6 +102,7 @@ class TrainingDoctor(pl.Callback):
             h.train_loss.append(float(metrics["train/loss"]))
         if self._validated and "val/loss" in metrics:
             h.val_loss.append(float(metrics["val/loss"]))
+            h.val_epoch.append(trainer.current_epoch)
         self._validated = False
         if trainer.logger is not None:
             trainer.logger.log_metrics(values, step=trainer.global_step)
@@ -120,10 +126,9 @@ class TrainingDoctor(pl.Callback):
             "hparams": dict(pl_module.hparams),
         }
         self.diagnosis = {**diagnose(self.history, context, self.thresholds), "warnings": self.warnings}
-        path = run_dir(trainer) / "diagnosis.json"  # every rank: log_dir is a collective under DDP
         if not trainer.is_global_zero:
             return
-        write_json_atomic(path, {**self.diagnosis, "history": vars(self.history)})
+        write_json_atomic(self.path, {**self.diagnosis, "history": vars(self.history)})
         lines = [f"Diagnosis: {self.diagnosis['verdict']}"]
         lines += [f"  remedy: {remedy}" for remedy in self.diagnosis["remedies"]]
         text = "\n".join(lines)

@@ -98,7 +98,8 @@ class SaveOnInterrupt(Callback):
     An exact resume starts from `checkpoints/last.ckpt`, the end of the last complete epoch."""
 
     def on_exception(self, trainer, pl_module, exception):
-        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit":
+        # One process only: under DDP, ranks see Ctrl-C at different moments and saving is a collective.
+        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit" and trainer.world_size == 1:
             path = run_dir(trainer) / "checkpoints" / "interrupted.ckpt"
             trainer.save_checkpoint(path)
             if trainer.is_global_zero:

@@ -173,8 +173,8 @@ class MLPModule(pl.LightningModule):
             if 0 <= trainer.max_steps <= trainer.global_step:
                 break
             loss, _, y = self.model_step(batch)
-            if not torch.isfinite(loss):  # on the CPU this check costs nothing; it stops before a bad step
-                self._fail_non_finite(loss)
+            if not self._finite_everywhere(loss):  # checked before the step, so a bad one is never taken
+                self._fail_non_finite(loss, optimizer)
             self._last_loss = loss.detach()
             optimizer.zero_grad(set_to_none=True)
             self._backward(loss + l1_penalty * self.l1_norm() if l1_penalty > 0 else loss)
@@ -195,24 +195,36 @@ class MLPModule(pl.LightningModule):
         checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "torch_rng_state" in checkpoint:
+        resuming = self._trainer is not None and self.trainer.state.fn == "fit"
+        if resuming and "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
 
-    def _fail_non_finite(self, loss: torch.Tensor) -> None:
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (so that all ranks stop together). On the CPU this costs
+        nothing; on a GPU it is one host synchronisation per step."""
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        return finite
+
+    def _fail_non_finite(self, loss: torch.Tensor, optimizer) -> None:
         """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
-        trainer, lr = self.trainer, self.hparams.lr
+        trainer = self.trainer
+        lr_now, lr = optimizer.param_groups[0]["lr"], self.hparams.lr
         last = float(self._last_loss) if self._last_loss is not None else None
         report = {
             "loss": float(loss),
             "epoch": self.current_epoch + 1,
             "step": trainer.global_step + 1,
             "last_finite_loss": last,
+            "lr": lr_now,
         }
+        rate = f"{lr_now:g}" if lr_now == lr else f"{lr_now:g} now, {lr:g} configured"
         raise TrainingFailed(
             f"the training loss became {float(loss)} at epoch {report['epoch']}, step {report['step']} (the last "
-            f"finite loss was {last}); the learning rate ({lr:g}) is likely too high for this model: try "
-            f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with it; "
-            "checkpoints/last.ckpt is the last good epoch and diagnosis.json has the details",
+            f"finite loss was {last}); the learning rate ({rate}) is likely too high for this model: try "
+            f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with "
+            "it: the run's last checkpoint, if it has one, is its last good epoch",
             report,
         )
 
