@@ -15,6 +15,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from trainlab import tasks
 from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter, SaveOnInterrupt
 from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
+from trainlab.callbacks.report import ReportWriter
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
 from trainlab.diagnosis import DoctorOptions
@@ -44,6 +45,7 @@ class RunOptions:
             headline metric (val/accuracy or val/r2) and `monitor` are logged every epoch.
         test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
         test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
+        report: after a test, write plots/*.png and report.html and log the figures to TensorBoard.
         doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
     """
 
@@ -54,6 +56,7 @@ class RunOptions:
     val_metrics_every: int = 1
     test_after_fit: bool = True
     test_ckpt: Literal["best", "last"] = "best"
+    report: bool = True
     doctor: DoctorOptions | None = field(default_factory=DoctorOptions)
 
 
@@ -119,6 +122,8 @@ class TrainlabCLI(LightningCLI):
                     auto_insert_metric_name=False,
                 )
             )
+        if run.report:
+            callbacks.append(ReportWriter())
         if run.doctor is not None:
             doctor = StepwiseDoctor if run.doctor.every_step else TrainingDoctor
             callbacks.append(doctor(run.doctor, run.monitor, early_stopping=run.early_stopping is not None))

@@ -1,0 +1,131 @@
+"""After `test` (and a fit that tests): plots/*.png, the same figures in TensorBoard, the test metrics with
+the hyperparameters in TensorBoard's HParams view, and report.html."""
+
+import re
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from trainlab import tasks
+from trainlab.callbacks.outputs import run_dir
+
+
+class ReportWriter(pl.Callback):
+    def on_test_end(self, trainer, pl_module):
+        folder = run_dir(trainer)  # every rank: log_dir is a collective under DDP
+        if not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        from trainlab.reporting import figures as fig
+        from trainlab.reporting.report import save_plots, write_report
+
+        data, task = trainer.datamodule, pl_module.task
+        X_test, y_test = (t.to(pl_module.device) for t in data.splits["test"])
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            scores = tasks.metric_inputs(task, pl_module.net(X_test))
+        pl_module.train(was_training)
+        predicted = tasks.predicted_labels(task, scores).cpu().numpy()
+        y, scores = y_test.cpu().numpy(), scores.cpu().numpy()
+
+        X_train, y_train = data.splits["train"]
+        figures = {"data": fig.data_scatter(X_train.cpu().numpy(), y_train.cpu().numpy(), task)}
+        curves = learning_curves(trainer, folder)
+        monitor = getattr(trainer.checkpoint_callback, "monitor", None) or "val/loss"
+        metric = monitor if not monitor.endswith("loss") else f"val/{tasks.HEADLINE[task]}"
+        best = best_epoch(trainer)
+        if curves:
+            figures["learning_curves"] = fig.learning_curves(curves, metric, best)
+        if task == "regression":
+            figures["predicted_vs_actual"] = fig.predicted_vs_actual(y, predicted)
+            figures["residuals"] = fig.residuals(y, predicted)
+        else:
+            figures["roc"] = fig.roc_curves(y, scores)
+            if task == "binary":
+                figures["precision_recall"] = fig.precision_recall(y, scores)
+                figures["calibration"] = fig.calibration(y, scores)
+            figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes)
+        images = save_plots(figures, folder / "plots")
+
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        if trainer.logger is not None:
+            log_to_tensorboard(trainer, pl_module, images, metrics)
+        summary = [
+            ("run directory", str(folder)),
+            ("checkpoint tested", str(trainer.ckpt_path or "in memory")),
+            ("best epoch", str(best) if best else "-"),
+            ("task", task),
+        ]
+        for split in ("train", "val", "test"):
+            labels = data.splits[split][1]
+            balance = (
+                ""
+                if task == "regression" or not len(labels)
+                else ", classes "
+                + " / ".join(str(int(c)) for c in torch.bincount(labels.long().cpu(), minlength=data.num_classes))
+            )
+            summary.append((f"{split} samples", f"{len(labels)}{balance}"))
+        diagnosis = read_json(folder / "diagnosis.json")
+        config = folder / "config.yaml"
+        write_report(
+            folder,
+            f"trainlab run: {folder}",
+            metrics,
+            summary,
+            images,
+            diagnosis,
+            config.read_text() if config.exists() else "",
+        )
+
+
+def learning_curves(trainer, folder: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-epoch scalars of this run directory's TensorBoard events: {key: (epochs, values)}."""
+    if trainer.logger is None or not list(folder.glob("events.out.tfevents.*")):
+        return {}
+    trainer.logger.experiment.flush()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
+    tags = set(events.Tags()["scalars"])
+    if "epoch" not in tags:
+        return {}
+    epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")}
+    curves = {}
+    for tag in sorted(t for t in tags if t.startswith(("train/", "val/"))):
+        points = [(epoch_at[e.step], e.value) for e in events.Scalars(tag) if e.step in epoch_at]
+        curves[tag] = ([p[0] for p in points], [p[1] for p in points])
+    return curves
+
+
+def best_epoch(trainer) -> int | None:
+    """The 1-based epoch of the best checkpoint, from its file name (best-epochNNN.ckpt)."""
+    path = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    found = re.search(r"best-epoch(\d+)", Path(path).name)
+    return int(found.group(1)) + 1 if found else None
+
+
+def log_to_tensorboard(trainer, pl_module, images: dict[str, bytes], metrics: dict) -> None:
+    import io
+
+    from matplotlib.image import imread
+
+    writer = trainer.logger.experiment
+    for name, data in images.items():
+        writer.add_image(
+            f"plots/{name}", np.asarray(imread(io.BytesIO(data), format="png")), trainer.global_step, dataformats="HWC"
+        )
+    params = {
+        k: (str(v) if isinstance(v, list | tuple) or v is None else v)
+        for k, v in pl_module.hparams.items()
+        if not k.startswith("_")
+    }
+    trainer.logger.log_hyperparams(params, metrics=metrics)
+    writer.flush()
+
+
+def read_json(path: Path):
+    import json
+
+    return json.loads(path.read_text()) if path.exists() else None

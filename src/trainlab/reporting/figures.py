@@ -1,0 +1,133 @@
+"""The figures of a run, as matplotlib Figures (Agg, no display, no pyplot state). Each takes plain arrays."""
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
+
+
+def _figure(width: float = 5.0, height: float = 4.0):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots()
+
+
+def data_scatter(X: np.ndarray, y: np.ndarray, task: str) -> Figure:
+    """The training split coloured by class (or target): the first two features, or a 2-D PCA projection."""
+    fig, ax = _figure()
+    if X.shape[1] > 2:
+        from sklearn.decomposition import PCA
+
+        points, labels = PCA(n_components=2, random_state=0).fit_transform(X), ("PC 1", "PC 2")
+    else:
+        points = X if X.shape[1] == 2 else np.column_stack([X[:, 0], np.zeros(len(X))])
+        labels = ("feature 1 (scaled)", "feature 2 (scaled)")
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="viridis", s=12, alpha=0.7)
+    fig.colorbar(scatter, ax=ax, label="target" if task == "regression" else "class")
+    ax.set(title="Training data", xlabel=labels[0], ylabel=labels[1])
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def learning_curves(curves: dict[str, tuple[list[int], list[float]]], metric: str, best_epoch: int | None) -> Figure:
+    """Loss curves (left) and a validation metric (right) per epoch; the best epoch marked."""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    for key in ("train/loss", "val/loss"):
+        if key in curves:
+            loss_ax.plot(*curves[key], label=key)
+    loss_ax.set(title="Loss", xlabel="epoch")
+    if metric in curves:
+        metric_ax.plot(*curves[metric], label=metric, color="tab:green")
+    metric_ax.set(title=metric, xlabel="epoch")
+    for ax in (loss_ax, metric_ax):
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def roc_curves(y: np.ndarray, scores: np.ndarray) -> Figure:
+    """ROC curve with its AUC (binary), or one-vs-rest curves per class with the macro AUC (multiclass)."""
+    fig, ax = _figure()
+    if scores.ndim == 1:
+        fpr, tpr, _ = skm.roc_curve(y, scores)
+        ax.plot(fpr, tpr, label=f"AUC = {skm.roc_auc_score(y, scores):.4f}")
+    else:
+        for k in range(scores.shape[1]):
+            fpr, tpr, _ = skm.roc_curve(y == k, scores[:, k])
+            ax.plot(fpr, tpr, label=f"class {k} vs rest, AUC = {skm.roc_auc_score(y == k, scores[:, k]):.4f}")
+        ax.set_title(f"macro AUC = {skm.roc_auc_score(y, scores, multi_class='ovr', average='macro'):.4f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    if scores.ndim == 1:
+        ax.set_title("ROC curve")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def precision_recall(y: np.ndarray, scores: np.ndarray) -> Figure:
+    fig, ax = _figure()
+    precision, recall, _ = skm.precision_recall_curve(y, scores)
+    ax.plot(recall, precision, label=f"AP = {skm.average_precision_score(y, scores):.4f}")
+    ax.set(title="Precision-recall curve", xlabel="recall", ylabel="precision", ylim=(0, 1.02))
+    ax.legend(loc="lower left")
+    return fig
+
+
+def confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> Figure:
+    """Counts (left) and row-normalised rates (right), each cell annotated."""
+    counts = skm.confusion_matrix(y, predicted, labels=list(range(num_classes)))
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    for ax, matrix, title, fmt in zip(
+        fig.subplots(1, 2), (counts, rates), ("counts", "row-normalised"), ("{:d}", "{:.2f}"), strict=True
+    ):
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(
+                j,
+                i,
+                fmt.format(value),
+                ha="center",
+                va="center",
+                color="white" if value > matrix.max() / 2 else "black",
+            )
+        ax.set(
+            title=f"Confusion matrix ({title})",
+            xlabel="predicted",
+            ylabel="actual",
+            xticks=range(num_classes),
+            yticks=range(num_classes),
+        )
+    return fig
+
+
+def calibration(y: np.ndarray, scores: np.ndarray) -> Figure:
+    from sklearn.calibration import calibration_curve
+
+    fig, ax = _figure()
+    observed, predicted = calibration_curve(y, scores, n_bins=10, strategy="quantile")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    ax.set(title="Calibration", xlabel="mean predicted probability", ylabel="fraction of positives")
+    ax.legend()
+    return fig
+
+
+def predicted_vs_actual(y: np.ndarray, predicted: np.ndarray) -> Figure:
+    fig, ax = _figure()
+    ax.scatter(y, predicted, s=10, alpha=0.6)
+    low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="grey", linestyle=":", label="identity")
+    ax.set(
+        title=f"Predicted against actual (R2 = {skm.r2_score(y, predicted):.4f})", xlabel="actual", ylabel="predicted"
+    )
+    ax.legend()
+    return fig
+
+
+def residuals(y: np.ndarray, predicted: np.ndarray) -> Figure:
+    fig, ax = _figure()
+    ax.hist(predicted - y, bins=40)
+    ax.set(title="Residuals (predicted - actual)", xlabel="residual", ylabel="samples")
+    return fig

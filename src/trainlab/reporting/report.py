@@ -1,0 +1,77 @@
+"""report.html: one self-contained page per run (images embedded, nothing fetched), and plots/*.png."""
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from trainlab.io import write_text_atomic
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def save_plots(figures: dict[str, Figure], folder: Path) -> dict[str, bytes]:
+    """Each figure as plots/<name>.png; returns the PNG bytes by name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {name: png_bytes(figure) for name, figure in figures.items()}
+    for name, data in images.items():
+        (folder / f"{name}.png").write_bytes(data)
+    return images
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em}.verdict{font-size:1.2em;padding:.5em 1em;border-radius:6px;background:#eef5ee}
+.verdict.bad{background:#fbeeee}table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ddd;padding:.3em .8em;text-align:left}th{background:#f6f6f6}
+.figures{display:flex;flex-wrap:wrap;gap:1em}.figures figure{margin:0}.figures img{max-width:100%}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}"""
+
+
+def write_report(
+    run_dir: Path,
+    title: str,
+    metrics: dict,
+    summary: list[tuple[str, str]],
+    images: dict[str, bytes],
+    diagnosis: dict | None,
+    config_text: str,
+) -> Path:
+    """The page: verdict, metrics, the run and its data, the figures, the config."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if diagnosis:
+        verdict = diagnosis["verdict"]
+        remedies = "".join(f"<li>{html.escape(r)}</li>" for r in diagnosis.get("remedies", []))
+        bad = "" if verdict == "healthy" else " bad"
+        parts.append(f'<p class="verdict{bad}">Diagnosis: <b>{html.escape(verdict)}</b></p>')
+        if remedies:
+            parts.append(f"<ul>{remedies}</ul>")
+    parts.append("<h2>Test metrics</h2>")
+    parts.append(_table([(k, f"{v:.4f}") for k, v in sorted(metrics.items())]))
+    parts.append("<h2>Run and data</h2>" + _table(summary))
+    figures = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
+        for name, data in images.items()
+    )
+    parts.append(f'<h2>Figures</h2><div class="figures">{figures}</div>')
+    if diagnosis:
+        evidence = json.dumps(diagnosis.get("evidence", {}), indent=2)
+        parts.append(f"<h2>Diagnosis evidence</h2><pre>{html.escape(evidence)}</pre>")
+    parts.append(f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>")
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
+    return write_text_atomic(run_dir / "report.html", page)

@@ -1,0 +1,77 @@
+"""Figures and report.html after a test: they exist, decode, and show what they claim."""
+
+import csv
+import re
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from sklearn import metrics as skm
+
+from conftest import config, read_json, run_cli, run_dirs
+from trainlab.reporting import figures
+
+LEAN = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+EXPECTED = {
+    "seed": {"data", "learning_curves", "roc", "precision_recall", "calibration", "confusion_matrix"},
+    "multiclass": {"data", "learning_curves", "roc", "confusion_matrix"},
+    "regression": {"data", "learning_curves", "predicted_vs_actual", "residuals"},
+}
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_a_fit_that_tests_leaves_figures_and_a_self_contained_report(name):
+    assert run_cli("fit", "-c", config(name), "--trainer.max_epochs", "4", *LEAN) == 0
+    (run,) = run_dirs(name)
+    plots = {p.stem: p for p in (run / "plots").glob("*.png")}
+    assert set(plots) == EXPECTED[name]
+    for path in plots.values():
+        image = imread(path)
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300  # a real picture
+    page = (run / "report.html").read_text()
+    assert len(re.findall(r'<img alt="[a-z_]+" src="data:image/png;base64,', page)) == len(plots)
+    assert "http://" not in page and "https://" not in page  # nothing fetched: it opens offline
+    for key, value in read_json(run / "metrics.json").items():
+        assert f"<th>{key}</th><td>{value:.4f}</td>" in page
+    assert f"Diagnosis: <b>{read_json(run / 'diagnosis.json')['verdict']}</b>" in page
+    assert "model:" in page and "class_path: trainlab.models.MLPModule" in page  # the config
+
+
+def test_figures_show_what_predictions_csv_says():
+    assert run_cli("fit", "-c", config("default"), "--trainer.max_epochs", "4", *LEAN) == 0
+    (run,) = run_dirs("default")
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    assert run_cli("predict", "-c", config("default"), "--ckpt_path", best, *LEAN) == 0
+    predictions = read_csv(run_dirs("default")[-1] / "predictions.csv")
+    y, p, predicted = predictions["target"], predictions["probability"], predictions["prediction"]
+    # the confusion matrix figure annotates sklearn's counts
+    matrix = skm.confusion_matrix(y, predicted)
+    counts_ax = figures.confusion(y, predicted, 2).axes[0]
+    assert sorted(int(t.get_text()) for t in counts_ax.texts) == sorted(matrix.ravel().tolist())
+    # the ROC legend's AUC is the test/auroc the fit's test logged (the fit tested its best checkpoint)
+    legend = figures.roc_curves(y, p).axes[0].get_legend().get_texts()[0].get_text()
+    assert legend == f"AUC = {read_json(run / 'metrics.json')['test/auroc']:.4f}"
+
+
+def test_tensorboard_has_the_figures_and_the_hparams():
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "3", *LEAN) == 0
+    (run,) = run_dirs("seed")
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
+    assert {f"plots/{name}" for name in EXPECTED["seed"]} <= set(events.Tags()["images"])
+    hparams = events.PluginTagToContent("hparams")
+    assert hparams  # the HParams view's session data, with the test metrics as its metrics
+    assert any(b"test/accuracy" in content for content in hparams.values())
+
+
+def test_no_report_when_turned_off():
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "2", "--run.report", "false", *LEAN) == 0
+    (run,) = run_dirs("seed")
+    assert not (run / "report.html").exists() and not (run / "plots").exists()
