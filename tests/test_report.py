@@ -75,3 +75,43 @@ def test_no_report_when_turned_off():
     assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "2", "--run.report", "false", *LEAN) == 0
     (run,) = run_dirs("seed")
     assert not (run / "report.html").exists() and not (run / "plots").exists()
+
+
+def test_report_compares_the_chapters_learning_rates(capsys):
+    """The mini-challenge: seed.yaml at lr 0.1, 0.01 and 0.001, then one `trainlab report`."""
+    for lr in ("0.1", "0.01", "0.001"):
+        assert run_cli("fit", "-c", config("seed"), "--model.init_args.lr", lr, "--trainer.max_epochs", "5", *LEAN) == 0
+    runs = run_dirs("seed")
+    for run in runs:
+        (run / "report.html").unlink()
+    assert run_cli("report", *runs, "--out", "lr.html") == 0
+    page = open("lr.html").read()
+    for run in runs:
+        assert str(run) in page
+        rebuilt = (run / "report.html").read_text()
+        assert rebuilt.count('<img alt="') == len(list((run / "plots").glob("*.png")))
+    assert "<th>model.init_args.lr</th><td>0.1</td><td>0.01</td><td>0.001</td>" in page
+    accuracies = [f"{read_json(run / 'metrics.json')['test/accuracy']:.4f}" for run in runs]
+    assert "<th>test/accuracy</th>" + "".join(f"<td>{a}</td>" for a in accuracies) in page
+    assert page.count('<img alt="learning_curves"') == 1
+
+
+def test_report_names_each_bad_run_and_still_reports_the_others(tmp_path, capsys):
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "2", *LEAN) == 0
+    assert (
+        run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "2", "--run.test_after_fit", "false", *LEAN) == 0
+    )
+    good, untested = run_dirs("seed")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.yaml").write_text("model: {}\n")
+    (damaged / "metrics.json").write_text("{not json")
+    (good / "report.html").unlink()
+    capsys.readouterr()
+    assert run_cli("report", good, untested, tmp_path / "nowhere", damaged) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    no_metrics = "no test metrics yet (metrics.json): run `trainlab test -c CONFIG --ckpt_path FILE`"
+    assert err[0] == f"trainlab: error: {untested}: {no_metrics}, or a fit with run.test_after_fit true"
+    assert err[1].startswith(f"trainlab: error: {tmp_path / 'nowhere'}: not a run directory")
+    assert err[2].startswith(f"trainlab: error: {damaged}: unreadable (JSONDecodeError")
+    assert len(err) == 3 and (good / "report.html").exists()  # the good run was still reported

@@ -13,13 +13,16 @@ LIGHTNING_COMMANDS = {
     "test": "evaluate a checkpoint on the test split; writes metrics.json",
     "predict": "predict a split with a checkpoint; writes predictions.csv",
 }
+OTHER_COMMANDS = {
+    "report": "rebuild report.html from run directories; with several, a comparison page",
+}
 
 HELP = f"""usage: trainlab [-h] [--version] COMMAND -c CONFIG [--key value ...]
 
 Train, evaluate, tune and diagnose neural networks with Lightning.
 
 commands:
-{chr(10).join(f"  {name:<10}{text}" for name, text in LIGHTNING_COMMANDS.items())}
+{chr(10).join(f"  {name:<10}{text}" for name, text in {**LIGHTNING_COMMANDS, **OTHER_COMMANDS}.items())}
 
 Every command takes a YAML config (-c configs/seed.yaml) and dotted overrides
 (--model.init_args.lr 0.001). `trainlab COMMAND -c CONFIG --print_config` shows the resolved
@@ -87,8 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] in ("-V", "--version"):
         print(f"trainlab {__version__}")
         return
+    if args[0] == "report":
+        from trainlab.reporting.command import report_main
+
+        sys.exit(report_main(args[1:]))
     if args[0] not in LIGHTNING_COMMANDS:
-        fail(f"unknown command {args[0]!r}; allowed: {', '.join(LIGHTNING_COMMANDS)}")
+        fail(f"unknown command {args[0]!r}; allowed: {', '.join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])}")
 
     from argparse import ArgumentError
 

@@ -81,22 +81,13 @@ class ReportWriter(pl.Callback):
 
 
 def learning_curves(trainer, folder: Path) -> dict[str, tuple[list[int], list[float]]]:
-    """Per-epoch scalars of this run directory's TensorBoard events: {key: (epochs, values)}."""
-    if trainer.logger is None or not list(folder.glob("events.out.tfevents.*")):
+    """This run's per-epoch scalars so far (the logger flushed first)."""
+    if trainer.logger is None:
         return {}
     trainer.logger.experiment.flush()
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from trainlab.reporting.report import read_curves
 
-    events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
-    tags = set(events.Tags()["scalars"])
-    if "epoch" not in tags:
-        return {}
-    epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")}
-    curves = {}
-    for tag in sorted(t for t in tags if t.startswith(("train/", "val/"))):
-        points = [(epoch_at[e.step], e.value) for e in events.Scalars(tag) if e.step in epoch_at]
-        curves[tag] = ([p[0] for p in points], [p[1] for p in points])
-    return curves
+    return read_curves(folder)
 
 
 def best_epoch(trainer) -> int | None:

@@ -131,3 +131,24 @@ def residuals(y: np.ndarray, predicted: np.ndarray) -> Figure:
     ax.hist(predicted - y, bins=40)
     ax.set(title="Residuals (predicted - actual)", xlabel="residual", ylabel="samples")
     return fig
+
+
+def compare_curves(labels: list[str], curves: list[dict], metric: str) -> Figure:
+    """Several runs' losses (train dashed, val solid) and a validation metric, overlaid."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(labels))]
+    for label, run, colour in zip(labels, curves, colours, strict=True):
+        if "train/loss" in run:
+            loss_ax.plot(*run["train/loss"], color=colour, linestyle="--", alpha=0.7)
+        if "val/loss" in run:
+            loss_ax.plot(*run["val/loss"], color=colour, label=label)
+        if metric in run:
+            metric_ax.plot(*run[metric], color=colour, label=label)
+    loss_ax.set(title="Loss (val solid, train dashed)", xlabel="epoch")
+    metric_ax.set(title=metric, xlabel="epoch")
+    for ax in (loss_ax, metric_ax):
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+    return fig

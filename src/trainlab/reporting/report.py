@@ -11,6 +11,24 @@ from matplotlib.figure import Figure
 from trainlab.io import write_text_atomic
 
 
+def read_curves(folder: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-epoch train/ and val/ scalars of a run directory's TensorBoard events: {key: (epochs, values)}."""
+    if not list(folder.glob("events.out.tfevents.*")):
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
+    tags = set(events.Tags()["scalars"])
+    if "epoch" not in tags:
+        return {}
+    epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")}
+    curves = {}
+    for tag in sorted(t for t in tags if t.startswith(("train/", "val/"))):
+        points = [(epoch_at[e.step], e.value) for e in events.Scalars(tag) if e.step in epoch_at]
+        curves[tag] = ([p[0] for p in points], [p[1] for p in points])
+    return curves
+
+
 def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
@@ -29,6 +47,25 @@ def save_plots(figures: dict[str, Figure], folder: Path) -> dict[str, bytes]:
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def _figures(images: dict[str, bytes]) -> str:
+    return (
+        '<div class="figures">'
+        + "".join(
+            f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+            f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
+            for name, data in images.items()
+        )
+        + "</div>"
+    )
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -60,18 +97,30 @@ def write_report(
     parts.append("<h2>Test metrics</h2>")
     parts.append(_table([(k, f"{v:.4f}") for k, v in sorted(metrics.items())]))
     parts.append("<h2>Run and data</h2>" + _table(summary))
-    figures = "".join(
-        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
-        for name, data in images.items()
-    )
-    parts.append(f'<h2>Figures</h2><div class="figures">{figures}</div>')
+    parts.append(f"<h2>Figures</h2>{_figures(images)}")
     if diagnosis:
         evidence = json.dumps(diagnosis.get("evidence", {}), indent=2)
         parts.append(f"<h2>Diagnosis evidence</h2><pre>{html.escape(evidence)}</pre>")
     parts.append(f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>")
-    page = (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    return write_text_atomic(run_dir / "report.html", _page(title, "".join(parts)))
+
+
+def write_comparison(
+    path: Path, runs: list[str], metrics: list[dict], differences: dict[str, list], images: dict[str, bytes]
+) -> Path:
+    """Several runs side by side: what differs in their configs, their test metrics, curves overlaid."""
+    head = "".join(f"<th>{html.escape(run)}</th>" for run in runs)
+
+    def row(key, values):
+        return f"<tr><th>{html.escape(key)}</th>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>"
+
+    config_rows = "".join(row(key, [str(v) for v in values]) for key, values in differences.items())
+    keys = sorted({k for m in metrics for k in m})
+    metric_rows = "".join(row(k, [f"{m[k]:.4f}" if k in m else "-" for m in metrics]) for k in keys)
+    body = (
+        f"<h1>Comparison of {len(runs)} runs</h1>"
+        f"<h2>What differs</h2><table><tr><th></th>{head}</tr>{config_rows}</table>"
+        f"<h2>Test metrics</h2><table><tr><th></th>{head}</tr>{metric_rows}</table>"
+        f"<h2>Learning curves</h2>{_figures(images)}"
     )
-    return write_text_atomic(run_dir / "report.html", page)
+    return write_text_atomic(path, _page(f"Comparison of {len(runs)} runs", body))

@@ -1,0 +1,129 @@
+"""`trainlab report RUN_DIR [RUN_DIR ...]`: rebuild report.html from run directories, never retraining;
+with several runs, also a comparison page (the chapter's learning-rate mini-challenge in one view)."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+FIGURE_ORDER = [
+    "data",
+    "learning_curves",
+    "roc",
+    "precision_recall",
+    "calibration",
+    "confusion_matrix",
+    "predicted_vs_actual",
+    "residuals",
+]
+
+
+class NotAReport(Exception):
+    """A run directory that cannot be reported; the message says why."""
+
+
+def load_run(folder: Path) -> dict:
+    if not folder.is_dir() or not ((folder / "config.yaml").exists() or (folder / "hparams.yaml").exists()):
+        raise NotAReport("not a run directory (it has no config.yaml or hparams.yaml)")
+    if not (folder / "metrics.json").exists():
+        raise NotAReport(
+            "no test metrics yet (metrics.json): run `trainlab test -c CONFIG --ckpt_path FILE`, "
+            "or a fit with run.test_after_fit true"
+        )
+    from trainlab.reporting.report import read_curves
+
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        curves = read_curves(folder)
+    except Exception as error:  # a damaged file of any kind: say which run and why, report the others
+        raise NotAReport(f"unreadable ({type(error).__name__}: {str(error).splitlines()[0][:150]})") from None
+    config_text = (folder / "config.yaml").read_text() if (folder / "config.yaml").exists() else ""
+    diagnosis_path = folder / "diagnosis.json"
+    return {
+        "folder": folder,
+        "metrics": metrics,
+        "curves": curves,
+        "config_text": config_text,
+        "config": yaml.safe_load(config_text) or {} if config_text else {},
+        "diagnosis": json.loads(diagnosis_path.read_text()) if diagnosis_path.exists() else None,
+    }
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def differing(configs: list[dict]) -> dict[str, list]:
+    """The config keys whose values differ between runs (the logger's version aside)."""
+    flat = [flatten(c) for c in configs]
+    keys = sorted({k for f in flat for k in f})
+    return {
+        k: [f.get(k, "-") for f in flat]
+        for k in keys
+        if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1
+    }
+
+
+def headline(run: dict) -> str:
+    keys = run["curves"].keys()
+    return next((k for k in ("val/accuracy", "val/r2") if k in keys), "val/loss")
+
+
+def rebuild(run: dict) -> Path:
+    from trainlab.reporting import figures
+    from trainlab.reporting.report import png_bytes, write_report
+
+    folder = run["folder"]
+    plots = sorted(
+        (folder / "plots").glob("*.png"),
+        key=lambda p: (FIGURE_ORDER.index(p.stem) if p.stem in FIGURE_ORDER else len(FIGURE_ORDER), p.stem),
+    )
+    images = {p.stem: p.read_bytes() for p in plots}
+    if "learning_curves" not in images and run["curves"]:
+        images["learning_curves"] = png_bytes(figures.learning_curves(run["curves"], headline(run), None))
+    best = sorted((folder / "checkpoints").glob("best-epoch*.ckpt"))
+    summary = [("run directory", str(folder)), ("best checkpoint", best[-1].name if best else "-")]
+    return write_report(
+        folder, f"trainlab run: {folder}", run["metrics"], summary, images, run["diagnosis"], run["config_text"]
+    )
+
+
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="trainlab report", description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (lightning_logs/<name>/version_N)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("comparison.html"),
+        help="where the comparison of several runs goes (default: comparison.html)",
+    )
+    args = parser.parse_args(argv)
+    runs, failed = [], 0
+    for folder in args.runs:
+        try:
+            runs.append(load_run(folder))
+        except NotAReport as problem:
+            print(f"trainlab: error: {folder}: {problem}", file=sys.stderr)
+            failed += 1
+    for run in runs:
+        print(f"report: {rebuild(run)}")
+    if len(runs) > 1:
+        from trainlab.reporting import figures
+        from trainlab.reporting.report import png_bytes, write_comparison
+
+        labels = [str(run["folder"]) for run in runs]
+        overlay = figures.compare_curves(labels, [run["curves"] for run in runs], headline(runs[0]))
+        diffs = differing([run["config"] for run in runs])
+        diffs.pop("trainer.logger.init_args.version", None)
+        page = write_comparison(
+            args.out, labels, [run["metrics"] for run in runs], diffs, {"learning_curves": png_bytes(overlay)}
+        )
+        print(f"comparison: {page}")
+    return 2 if failed else 0
