@@ -115,3 +115,15 @@ def test_report_names_each_bad_run_and_still_reports_the_others(tmp_path, capsys
     assert err[1].startswith(f"trainlab: error: {tmp_path / 'nowhere'}: not a run directory")
     assert err[2].startswith(f"trainlab: error: {damaged}: unreadable (JSONDecodeError")
     assert len(err) == 3 and (good / "report.html").exists()  # the good run was still reported
+
+
+def test_report_says_when_event_files_are_unreadable(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "2", *LEAN) == 0
+    (run,) = run_dirs("seed")
+    for events in run.glob("events.out.tfevents.*"):
+        events.write_bytes(events.read_bytes()[:60] + b"garbage")
+    capsys.readouterr()
+    assert run_cli("report", run) == 0
+    err = capsys.readouterr().err
+    assert f"trainlab: warning: {run}: no readable per-epoch scalars" in err
+    assert (run / "report.html").exists()

@@ -39,6 +39,12 @@ def load_run(folder: Path) -> dict:
         curves = read_curves(folder)
     except Exception as error:  # a damaged file of any kind: say which run and why, report the others
         raise NotAReport(f"unreadable ({type(error).__name__}: {str(error).splitlines()[0][:150]})") from None
+    if not curves:
+        print(
+            f"trainlab: warning: {folder}: no readable per-epoch scalars in its TensorBoard events; "
+            "the report leaves the learning curves out",
+            file=sys.stderr,
+        )
     config_text = (folder / "config.yaml").read_text() if (folder / "config.yaml").exists() else ""
     diagnosis_path = folder / "diagnosis.json"
     return {
