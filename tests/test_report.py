@@ -90,6 +90,7 @@ def test_report_compares_the_chapters_learning_rates(capsys):
         assert str(run) in page
         rebuilt = (run / "report.html").read_text()
         assert rebuilt.count('<img alt="') == len(list((run / "plots").glob("*.png")))
+        assert "<th>train samples</th><td>800, classes " in rebuilt  # the test's data summary came back
     assert "<th>model.init_args.lr</th><td>0.1</td><td>0.01</td><td>0.001</td>" in page
     accuracies = [f"{read_json(run / 'metrics.json')['test/accuracy']:.4f}" for run in runs]
     assert "<th>test/accuracy</th>" + "".join(f"<td>{a}</td>" for a in accuracies) in page

@@ -10,6 +10,7 @@ import torch
 
 from trainlab import tasks
 from trainlab.callbacks.outputs import run_dir
+from trainlab.io import write_json_atomic
 
 
 class ReportWriter(pl.Callback):
@@ -67,6 +68,7 @@ class ReportWriter(pl.Callback):
                 + " / ".join(str(int(c)) for c in torch.bincount(labels.long().cpu(), minlength=data.num_classes))
             )
             summary.append((f"{split} samples", f"{len(labels)}{balance}"))
+        write_json_atomic(folder / "report.json", {"summary": summary})  # what `trainlab report` cannot re-derive
         diagnosis = read_json(folder / "diagnosis.json")
         config = folder / "config.yaml"
         write_report(

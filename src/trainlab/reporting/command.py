@@ -94,8 +94,12 @@ def rebuild(run: dict) -> Path:
     images = {p.stem: p.read_bytes() for p in plots}
     if "learning_curves" not in images and run["curves"]:
         images["learning_curves"] = png_bytes(figures.learning_curves(run["curves"], headline(run), None))
-    best = sorted((folder / "checkpoints").glob("best-epoch*.ckpt"))
-    summary = [("run directory", str(folder)), ("best checkpoint", best[-1].name if best else "-")]
+    saved = folder / "report.json"  # the data summary the test wrote
+    if saved.exists():
+        summary = [tuple(row) for row in json.loads(saved.read_text())["summary"]]
+    else:
+        best = sorted((folder / "checkpoints").glob("best-epoch*.ckpt"))
+        summary = [("run directory", str(folder)), ("best checkpoint", best[-1].name if best else "-")]
     return write_report(
         folder, f"trainlab run: {folder}", run["metrics"], summary, images, run["diagnosis"], run["config_text"]
     )
