@@ -1,6 +1,16 @@
 """trainlab: train, evaluate, tune and diagnose neural networks with Lightning.
 
-Kept import-free so that `trainlab --help` and `--version` answer at once.
+`trainlab.fit`, `validate`, `test` and `predict` (see trainlab.api) load on first use, so that importing
+trainlab, `trainlab --help` and `--version` stay instant.
 """
 
 __version__ = "0.1.0"
+API = ("fit", "validate", "test", "predict", "RunResult")
+
+
+def __getattr__(name: str):
+    if name in API:
+        from trainlab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")

@@ -1,4 +1,10 @@
-"""The one exception type for mistakes in what the user gave us (config values, files, arguments)."""
+"""The one exception type for mistakes in what the user gave us (config values, files, arguments), and how
+the errors of the libraries underneath become one.
+
+Kept import-light: the CLI imports it before anything heavy."""
+
+import re
+from argparse import ArgumentError
 
 
 class UserError(Exception):
@@ -17,3 +23,54 @@ class TrainingFailed(Exception):
     def __init__(self, message: str, report: dict):
         super().__init__(message)
         self.report = report
+
+
+def user_error_in(error: BaseException):
+    """The UserError that caused `error`, if any (jsonargparse wraps errors raised while instantiating)."""
+    while error is not None:
+        if isinstance(error, UserError):
+            return error
+        error = error.__cause__  # explicit causes only: an error raised while handling another is not it
+    return None
+
+
+def condense_parser_error(message: str) -> str:
+    """jsonargparse explains a bad value as a nested tree; keep the dotted key and the innermost reason."""
+    keys, reasons, given = [], [], None
+    for line in (raw.strip().removeprefix("- ").strip() for raw in message.splitlines()):
+        key = re.match(r'Parser key "([^"]+)":\s*(.*)$', line)
+        if key:
+            keys.append(key.group(1))
+            line = key.group(2)
+        elif line.startswith("Problem with given class_path"):
+            keys.append("init_args")
+            continue
+        elif line.startswith("Given value:"):
+            given = line.removeprefix("Given value:").strip()
+            continue
+        if not line or line == "Errors:" or line.startswith(("Does not validate", "Subtypes:", "Given value type:")):
+            continue
+        if line != "Expected a <class 'NoneType'>" or not reasons:
+            reasons.append(line)
+    reason = "; ".join(dict.fromkeys(r for r in reasons if r != "Expected a <class 'NoneType'>")) or message
+    reason = re.sub(r"<class '(\w+)'>", r"\1", reason)
+    reason = re.sub(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)", r"got '\2'; allowed: \1", reason)
+    if given is not None and "Got value" not in reason and "NestedArg" not in given and "Namespace" not in given:
+        reason += f" (got {given!r})"
+    if "unrecognized arguments" in reason or "is not accepted" in reason or "not expected" in reason:
+        reason += "; `--print_config` shows the keys there are"
+    return f"{'.'.join(keys)}: {reason}" if keys else reason
+
+
+def as_user_error(error: BaseException) -> UserError | None:
+    """The one-line UserError for a bad-input error of ours or of the libraries underneath, else None."""
+    cause = user_error_in(error)
+    if cause is not None:
+        return cause
+    if isinstance(error, ArgumentError):
+        return UserError(condense_parser_error(str(error)))
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(error, MisconfigurationException):  # Lightning refusing a trainer setting
+        return UserError(f"trainer: {str(error).strip().splitlines()[0]}")
+    return None

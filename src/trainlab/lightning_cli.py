@@ -219,8 +219,8 @@ def _not_an_advert(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡 Tip")
 
 
-def run_lightning_cli(args: list[str]) -> None:
-    """Run one Lightning command. Raises UserError for bad input."""
+def run_lightning_cli(args: list[str]) -> TrainlabCLI:
+    """Run one Lightning command and return the CLI (its trainer, model and data). Bad input raises."""
     # In-memory tensors need no loader workers; the warning that says otherwise is noise here.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # We always pass args explicitly (the CLI, the tests and the API share this path).
@@ -235,4 +235,4 @@ def run_lightning_cli(args: list[str]) -> None:
     rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_an_advert not in rank_zero_log.filters:
         rank_zero_log.addFilter(_not_an_advert)
-    TrainlabCLI(args=args, parser_kwargs={"exit_on_error": False})
+    return TrainlabCLI(args=args, parser_kwargs={"exit_on_error": False})

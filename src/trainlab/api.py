@@ -1,0 +1,124 @@
+"""trainlab from Python: the CLI's commands as functions, on the same code path (the same LightningCLI,
+configs and dotted keys), returning results as Python objects.
+
+    >>> import trainlab
+    >>> result = trainlab.fit("configs/seed.yaml", **{"model.init_args.lr": 0.1, "trainer.max_epochs": 20})
+    >>> result.metrics["test/accuracy"], result.run_dir
+    >>> tested = trainlab.test("configs/seed.yaml", result.last_checkpoint)
+    >>> predicted = trainlab.predict("configs/seed.yaml", result.last_checkpoint)
+    >>> predicted.predictions["probability"][:5]
+
+Overrides are the CLI's dotted keys (`**{"model.init_args.lr": 0.1}`), or the same with `__` for the dots
+(`model__init_args__lr=0.1`). A config is a path or a dict shaped like a config file. Bad input raises
+trainlab.errors.UserError with the message the CLI prints.
+"""
+
+import csv
+import json
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from trainlab.errors import as_user_error
+
+
+@dataclass
+class RunResult:
+    """What a command left: its run directory and what it measured.
+
+    Attributes:
+        run_dir: lightning_logs/<name>/version_N.
+        metrics: keyed like metrics.json (test/...) after fit (when it tests) and test; the logged values
+            (val/... for validate) otherwise.
+        best_checkpoint, last_checkpoint: after fit, the checkpoint files (None without checkpointing).
+        diagnosis: the doctor's verdict, evidence and remedies after fit (diagnosis.json), else None.
+        predictions: after predict, predictions.csv as {column: numpy array}, one entry per sample, in order.
+    """
+
+    run_dir: Path
+    metrics: dict[str, float]
+    best_checkpoint: Path | None = None
+    last_checkpoint: Path | None = None
+    diagnosis: dict | None = None
+    predictions: dict[str, np.ndarray] | None = None
+
+
+def fit(config: str | Path | dict, **overrides) -> RunResult:
+    """Train (and, unless run.test_after_fit is false, test) as `trainlab fit -c CONFIG`.
+
+    >>> trainlab.fit("configs/default.yaml", model__init_args__dropout=0.2).metrics["test/f1"]
+    """
+    return _run("fit", config, None, overrides)
+
+
+def validate(config: str | Path | dict, ckpt_path: str | Path, **overrides) -> RunResult:
+    """Evaluate a checkpoint on the validation split, as `trainlab validate`."""
+    return _run("validate", config, ckpt_path, overrides)
+
+
+def test(config: str | Path | dict, ckpt_path: str | Path, **overrides) -> RunResult:
+    """Evaluate a checkpoint on the test split, as `trainlab test`; metrics as in metrics.json."""
+    return _run("test", config, ckpt_path, overrides)
+
+
+test.__test__ = False  # not a pytest test, although it is called test
+
+
+def predict(config: str | Path | dict, ckpt_path: str | Path, **overrides) -> RunResult:
+    """Predict the configured split with a checkpoint, as `trainlab predict`; `.predictions` holds the table."""
+    return _run("predict", config, ckpt_path, overrides)
+
+
+def _run(command: str, config, ckpt_path, overrides: dict) -> RunResult:
+    from trainlab.lightning_cli import run_lightning_cli
+
+    with _config_path(config) as path:
+        args = [command, "-c", str(path)]
+        if ckpt_path is not None:
+            args += ["--ckpt_path", str(ckpt_path)]
+        for key, value in overrides.items():
+            args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
+        try:
+            cli = run_lightning_cli(args)
+        except Exception as error:
+            user_error = as_user_error(error)
+            if user_error is not None:
+                raise user_error from None
+            raise
+    trainer = cli.trainer
+    run_dir = Path(trainer.log_dir)
+    result = RunResult(
+        run_dir=run_dir,
+        metrics=_read_json(run_dir / "metrics.json")
+        or {key: float(value) for key, value in trainer.callback_metrics.items()},
+    )
+    if command == "fit":
+        checkpoint = trainer.checkpoint_callback
+        result.best_checkpoint = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
+        result.last_checkpoint = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
+        result.diagnosis = _read_json(run_dir / "diagnosis.json")
+    if command == "predict":
+        with open(run_dir / "predictions.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        result.predictions = {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+    return result
+
+
+@contextmanager
+def _config_path(config):
+    """A config file's path: the given one, or a temporary file holding a dict config."""
+    if isinstance(config, dict):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "config.yaml"
+            path.write_text(yaml.safe_dump(config))
+            yield path
+    else:
+        yield Path(config)
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None

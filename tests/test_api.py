@@ -1,0 +1,58 @@
+"""The Python API drives the CLI's code path: same configs, same keys, same results, same messages."""
+
+import numpy as np
+import pytest
+import yaml
+
+import trainlab
+from conftest import QUIET, config, read_json, run_cli, run_dirs
+from trainlab.errors import UserError
+
+SHORT = {"trainer.max_epochs": 3, "trainer.enable_progress_bar": False, "run.report": False}
+
+
+def test_fit_test_predict_round_trip_matches_the_cli():
+    assert run_cli("fit", "-c", config("default"), "--trainer.max_epochs", "3", *QUIET) == 0
+    (cli_run,) = run_dirs("default")
+
+    fitted = trainlab.fit(config("default"), **SHORT)
+    assert fitted.run_dir != cli_run and fitted.metrics == read_json(cli_run / "metrics.json")
+    assert set(fitted.metrics) == {
+        "test/loss",
+        "test/accuracy",
+        "test/precision",
+        "test/recall",
+        "test/f1",
+        "test/auroc",
+    }
+    assert fitted.best_checkpoint.exists() and fitted.last_checkpoint.name == "last.ckpt"
+    assert fitted.diagnosis["verdict"] in ("healthy", "plateau", "underfitting", "overfitting")
+
+    tested = trainlab.test(config("default"), fitted.best_checkpoint, **{"trainer.enable_progress_bar": False})
+    assert tested.metrics == fitted.metrics  # the fit tested its best checkpoint too
+
+    predicted = trainlab.predict(config("default"), fitted.best_checkpoint, trainer__enable_progress_bar=False)
+    p = predicted.predictions
+    assert len(p["index"]) == 400 and np.array_equal(p["index"], np.arange(400))
+    assert np.mean(p["prediction"] == p["target"]) == pytest.approx(tested.metrics["test/accuracy"], abs=1e-6)
+
+
+def test_a_dict_config_and_double_underscore_overrides():
+    settings = yaml.safe_load(open(config("seed")))
+    settings["trainer"]["logger"]["init_args"]["name"] = "from_a_dict"
+    result = trainlab.fit(settings, model__init_args__lr=0.05, **SHORT)
+    assert result.run_dir.parts[-2] == "from_a_dict"
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["lr"] == 0.05 and saved["trainer"]["max_epochs"] == 3
+
+
+def test_bad_input_raises_the_cli_message(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--model.init_args.optimizer", "adagrad") == 2
+    cli_message = capsys.readouterr().err.strip().removeprefix("trainlab: error: ")
+    with pytest.raises(UserError) as raised:
+        trainlab.fit(config("seed"), **{"model.init_args.optimizer": "adagrad"})
+    assert str(raised.value) == cli_message
+    with pytest.raises(UserError, match=r"^model.init_args.lr=-1.0 is not allowed"):
+        trainlab.fit(config("seed"), model__init_args__lr=-1.0)
+    with pytest.raises(UserError, match="--ckpt_path='nowhere.ckpt': no such file"):
+        trainlab.test(config("seed"), "nowhere.ckpt")
