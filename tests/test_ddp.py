@@ -61,3 +61,42 @@ def read_config_data() -> dict:
     import yaml
 
     return yaml.safe_load(Path(config("default")).read_text())["data"]["init_args"]
+
+
+def run_trainlab(*args: str) -> subprocess.CompletedProcess:
+    trainlab = Path(sys.executable).with_name("trainlab")
+    done = subprocess.run(
+        [trainlab, *args, "--trainer.enable_progress_bar", "false", "--run.report", "false"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+
+
+def test_two_processes_at_the_same_global_batch_train_like_one():
+    """Rank r takes every 2nd sample of the epoch's permutation, so 2 x 16 samples per step are exactly the
+    32 that one process takes: the fits differ only by floating-point summation order."""
+    common = ["fit", "-c", config("default"), "--trainer.max_epochs", "3", "--model.init_args.dropout", "0"]
+    run_trainlab(*common, "--data.init_args.batch_size", "32")
+    run_trainlab(*common, "--data.init_args.batch_size", "16", *DDP)
+    single, double = (read_json(run / "metrics.json") for run in run_dirs("default"))
+    assert single.keys() == double.keys()
+    for key in single:
+        assert double[key] == pytest.approx(single[key], abs=2e-3), key
+
+
+def test_test_and_predict_under_ddp_match_one_process():
+    run_trainlab("fit", "-c", config("default"), "--trainer.max_epochs", "2", "--run.test_after_fit", "false")
+    (fit_run,) = run_dirs("default")
+    ckpt = str(fit_run / "checkpoints" / "last.ckpt")
+    for command in ("test", "predict"):
+        run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt)
+        run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt, *DDP)
+    _, test_one, test_two, predict_one, predict_two = run_dirs("default")  # in the order they ran
+    assert read_json(test_two / "metrics.json") == pytest.approx(read_json(test_one / "metrics.json"), abs=1e-6)
+    assert (predict_two / "predictions.csv").read_text() == (predict_one / "predictions.csv").read_text()
