@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 import torch
 
 from trainlab import tasks
-from trainlab.callbacks.outputs import run_dir
+from trainlab.callbacks.outputs import console_print, run_dir
 from trainlab.diagnosis import DoctorOptions, History, diagnose
 from trainlab.errors import TrainingFailed
 from trainlab.io import write_json_atomic
@@ -131,11 +131,7 @@ class TrainingDoctor(pl.Callback):
         write_json_atomic(self.path, {**self.diagnosis, "history": vars(self.history)})
         lines = [f"Diagnosis: {self.diagnosis['verdict']}"]
         lines += [f"  remedy: {remedy}" for remedy in self.diagnosis["remedies"]]
-        text = "\n".join(lines)
-        if trainer.progress_bar_callback is not None:
-            trainer.progress_bar_callback.print(text)
-        else:
-            print(text, flush=True)
+        console_print(trainer, "\n".join(lines))
 
 
 class StepwiseDoctor(TrainingDoctor):

@@ -20,6 +20,14 @@ def run_dir(trainer: pl.Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
+def console_print(trainer: pl.Trainer, text: str) -> None:
+    """Print for the user: above the progress bar when there is one, else a plain line."""
+    if trainer.progress_bar_callback is not None:
+        trainer.progress_bar_callback.print(text)
+    else:
+        print(text, flush=True)
+
+
 class MetricsWriter(Callback):
     """After `test`, writes the test metrics to `metrics.json` (rank zero, atomically)."""
 
@@ -85,12 +93,7 @@ class EpochSummary(Callback):
         for key in ("train/loss", "val/loss", f"val/{tasks.HEADLINE[pl_module.task]}"):
             if key in metrics:
                 parts.append(f"{key} {float(metrics[key]):.4f}")
-        line = ", ".join(parts)
-        # The progress bar prints above itself; without one, a plain line.
-        if trainer.progress_bar_callback is not None:
-            trainer.progress_bar_callback.print(line)
-        else:
-            print(line, flush=True)
+        console_print(trainer, ", ".join(parts))
 
 
 class SaveOnInterrupt(Callback):
