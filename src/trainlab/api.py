@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from trainlab.errors import as_user_error
+from trainlab.io import read_json_if_exists
 
 
 @dataclass
@@ -93,14 +94,14 @@ def _run(command: str, config, ckpt_path, overrides: dict) -> RunResult:
     run_dir = Path(trainer.log_dir)
     result = RunResult(
         run_dir=run_dir,
-        metrics=_read_json(run_dir / "metrics.json")
+        metrics=read_json_if_exists(run_dir / "metrics.json")
         or {key: float(value) for key, value in trainer.callback_metrics.items()},
     )
     if command == "fit":
         checkpoint = trainer.checkpoint_callback
         result.best_checkpoint = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
         result.last_checkpoint = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
-        result.diagnosis = _read_json(run_dir / "diagnosis.json")
+        result.diagnosis = read_json_if_exists(run_dir / "diagnosis.json")
     if command == "predict":
         with open(run_dir / "predictions.csv", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -118,7 +119,3 @@ def _config_path(config):
             yield path
     else:
         yield Path(config)
-
-
-def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None

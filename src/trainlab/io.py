@@ -25,6 +25,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def read_json_if_exists(path: str | os.PathLike):
+    """The JSON at `path`, or None when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def plain_json(value):
     """`value` with non-finite floats as strings ("nan", "inf"): strict JSON that every parser reads."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -60,10 +60,13 @@ class RunOptions:
     doctor: DoctorOptions | None = field(default_factory=DoctorOptions)
 
 
+def natural_mode(metric: str) -> str:
+    """max for metrics where higher is better (accuracy, r2, ...), min for losses and errors."""
+    return "max" if tasks.HIGHER_IS_BETTER[metric.split("/")[-1]] else "min"
+
+
 def monitor_mode(run: RunOptions) -> str:
-    if run.mode != "auto":
-        return run.mode
-    return "max" if tasks.HIGHER_IS_BETTER[run.monitor.split("/")[-1]] else "min"
+    return natural_mode(run.monitor) if run.mode == "auto" else run.mode
 
 
 class TrainlabCLI(LightningCLI):
@@ -182,7 +185,7 @@ class TrainlabCLI(LightningCLI):
             require(scheduler != "plateau", "model.init_args.scheduler", scheduler, f"not plateau: plateau {why}")
         allowed = self.model.monitorable()
         require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
-        natural = monitor_mode(RunOptions(monitor=run.monitor))
+        natural = natural_mode(run.monitor)
         require(
             run.mode in ("auto", natural),
             "run.mode",

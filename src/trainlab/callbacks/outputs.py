@@ -28,14 +28,18 @@ def console_print(trainer: pl.Trainer, text: str) -> None:
         print(text, flush=True)
 
 
+def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The test metrics logged so far, keyed like metrics.json."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+
+
 class MetricsWriter(Callback):
     """After `test`, writes the test metrics to `metrics.json` (rank zero, atomically)."""
 
     def on_test_end(self, trainer, pl_module):
         path = run_dir(trainer) / "metrics.json"  # every rank: log_dir is a collective under DDP
         if trainer.is_global_zero:
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-            write_json_atomic(path, metrics)
+            write_json_atomic(path, test_metrics(trainer))
 
 
 class PredictionsWriter(BasePredictionWriter):

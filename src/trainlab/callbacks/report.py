@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from trainlab import tasks
-from trainlab.callbacks.outputs import run_dir
-from trainlab.io import write_json_atomic
+from trainlab.callbacks.outputs import run_dir, test_metrics
+from trainlab.io import read_json_if_exists, write_json_atomic
 
 
 class ReportWriter(pl.Callback):
@@ -50,7 +50,7 @@ class ReportWriter(pl.Callback):
             figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes)
         images = save_plots(figures, folder / "plots")
 
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        metrics = test_metrics(trainer)
         if trainer.logger is not None:
             log_to_tensorboard(trainer, pl_module, images, metrics)
         summary = [
@@ -69,7 +69,7 @@ class ReportWriter(pl.Callback):
             )
             summary.append((f"{split} samples", f"{len(labels)}{balance}"))
         write_json_atomic(folder / "report.json", {"summary": summary})  # what `trainlab report` cannot re-derive
-        diagnosis = read_json(folder / "diagnosis.json")
+        diagnosis = read_json_if_exists(folder / "diagnosis.json")
         config = folder / "config.yaml"
         write_report(
             folder,
@@ -116,9 +116,3 @@ def log_to_tensorboard(trainer, pl_module, images: dict[str, bytes], metrics: di
     }
     trainer.logger.log_hyperparams(params, metrics=metrics)
     writer.flush()
-
-
-def read_json(path: Path):
-    import json
-
-    return json.loads(path.read_text()) if path.exists() else None

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from trainlab.io import read_json_if_exists
+
 FIGURE_ORDER = [
     "data",
     "learning_curves",
@@ -46,14 +48,13 @@ def load_run(folder: Path) -> dict:
             file=sys.stderr,
         )
     config_text = (folder / "config.yaml").read_text() if (folder / "config.yaml").exists() else ""
-    diagnosis_path = folder / "diagnosis.json"
     return {
         "folder": folder,
         "metrics": metrics,
         "curves": curves,
         "config_text": config_text,
         "config": yaml.safe_load(config_text) or {} if config_text else {},
-        "diagnosis": json.loads(diagnosis_path.read_text()) if diagnosis_path.exists() else None,
+        "diagnosis": read_json_if_exists(folder / "diagnosis.json"),
     }
 
 
