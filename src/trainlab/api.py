@@ -36,6 +36,7 @@ class RunResult:
         metrics: keyed like metrics.json (test/...) after fit (when it tests) and test; the logged values
             (val/... for validate) otherwise.
         best_checkpoint, last_checkpoint: after fit, the checkpoint files (None without checkpointing).
+        best_score: after fit, the best value of run.monitor, the one that chose best_checkpoint.
         diagnosis: the doctor's verdict, evidence and remedies after fit (diagnosis.json), else None.
         predictions: after predict, predictions.csv as {column: numpy array}, one entry per sample, in order.
     """
@@ -44,16 +45,18 @@ class RunResult:
     metrics: dict[str, float]
     best_checkpoint: Path | None = None
     last_checkpoint: Path | None = None
+    best_score: float | None = None
     diagnosis: dict | None = None
     predictions: dict[str, np.ndarray] | None = None
 
 
-def fit(config: str | Path | dict, **overrides) -> RunResult:
-    """Train (and, unless run.test_after_fit is false, test) as `trainlab fit -c CONFIG`.
+def fit(config: str | Path | dict, callbacks=(), **overrides) -> RunResult:
+    """Train (and, unless run.test_after_fit is false, test) as `trainlab fit -c CONFIG`; `callbacks` are
+    added to the Trainer's.
 
     >>> trainlab.fit("configs/default.yaml", model__init_args__dropout=0.2).metrics["test/f1"]
     """
-    return _run("fit", config, None, overrides)
+    return _run("fit", config, None, overrides, callbacks)
 
 
 def validate(config: str | Path | dict, ckpt_path: str | Path, **overrides) -> RunResult:
@@ -74,17 +77,16 @@ def predict(config: str | Path | dict, ckpt_path: str | Path, **overrides) -> Ru
     return _run("predict", config, ckpt_path, overrides)
 
 
-def _run(command: str, config, ckpt_path, overrides: dict) -> RunResult:
+def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunResult:
     from trainlab.lightning_cli import run_lightning_cli
 
     with _config_path(config) as path:
         args = [command, "-c", str(path)]
         if ckpt_path is not None:
             args += ["--ckpt_path", str(ckpt_path)]
-        for key, value in overrides.items():
-            args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
+        args += override_args(overrides)
         try:
-            cli = run_lightning_cli(args)
+            cli = run_lightning_cli(args, callbacks)
         except Exception as error:
             user_error = as_user_error(error)
             if user_error is not None:
@@ -101,12 +103,22 @@ def _run(command: str, config, ckpt_path, overrides: dict) -> RunResult:
         checkpoint = trainer.checkpoint_callback
         result.best_checkpoint = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
         result.last_checkpoint = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
+        score = checkpoint.best_model_score if checkpoint else None
+        result.best_score = float(score) if score is not None else None
         result.diagnosis = read_json_if_exists(run_dir / "diagnosis.json")
     if command == "predict":
         with open(run_dir / "predictions.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         result.predictions = {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
     return result
+
+
+def override_args(overrides: dict) -> list[str]:
+    """Dotted keys (or the same with `__`) and values as command-line arguments."""
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
+    return args
 
 
 @contextmanager

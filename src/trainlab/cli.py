@@ -13,6 +13,7 @@ LIGHTNING_COMMANDS = {
     "predict": "predict a split with a checkpoint; writes predictions.csv",
 }
 OTHER_COMMANDS = {
+    "tune": "search hyperparameters with Optuna (grid, random, Bayesian; pruning; workers)",
     "report": "rebuild report.html from run directories; with several, a comparison page",
 }
 
@@ -54,6 +55,14 @@ def main(argv: list[str] | None = None) -> None:
         from trainlab.reporting.command import report_main
 
         sys.exit(report_main(args[1:]))
+    if args[0] == "tune":
+        from trainlab.errors import UserError
+        from trainlab.tuning.command import tune_main
+
+        try:
+            sys.exit(tune_main(args[1:]))
+        except UserError as error:
+            fail(str(error))
     if args[0] not in LIGHTNING_COMMANDS:
         fail(f"unknown command {args[0]!r}; allowed: {', '.join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])}")
 

@@ -46,6 +46,7 @@ class RunOptions:
         test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
         test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
         report: after a test, write plots/*.png and report.html and log the figures to TensorBoard.
+        verbose: print the test metrics' table and the doctor's verdict (tuning trials turn it off).
         doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
     """
 
@@ -57,6 +58,7 @@ class RunOptions:
     test_after_fit: bool = True
     test_ckpt: Literal["best", "last"] = "best"
     report: bool = True
+    verbose: bool = True
     doctor: DoctorOptions | None = field(default_factory=DoctorOptions)
 
 
@@ -70,7 +72,8 @@ def monitor_mode(run: RunOptions) -> str:
 
 
 class TrainlabCLI(LightningCLI):
-    def __init__(self, args=None, **kwargs):
+    def __init__(self, args=None, extra_callbacks=(), **kwargs):
+        self.extra_callbacks = list(extra_callbacks)  # callbacks from Python (the tuner's), not from a config
         super().__init__(
             model_class=MLPModule,
             datamodule_class=TabularDataModule,
@@ -129,13 +132,14 @@ class TrainlabCLI(LightningCLI):
             callbacks.append(ReportWriter())
         if run.doctor is not None:
             doctor = StepwiseDoctor if run.doctor.every_step else TrainingDoctor
-            callbacks.append(doctor(run.doctor, run.monitor, early_stopping=run.early_stopping is not None))
+            early_stopping = run.early_stopping is not None
+            callbacks.append(doctor(run.doctor, run.monitor, early_stopping=early_stopping, verbose=run.verbose))
         if run.early_stopping is not None:
             stop = run.early_stopping
             callbacks.append(
                 EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta)
             )
-        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
         return super().instantiate_trainer(**kwargs)
 
     def _check_trainer_options(self) -> None:
@@ -215,15 +219,18 @@ class TrainlabCLI(LightningCLI):
         # Without checkpoints (fast_dev_run, enable_checkpointing false) the weights in memory are the last.
         saved = self.trainer.checkpoint_callback is not None and not self.trainer.fast_dev_run
         ckpt_path = run.test_ckpt if saved else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=run.verbose)
 
 
 def _not_an_advert(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡 Tip")
 
 
-def run_lightning_cli(args: list[str]) -> TrainlabCLI:
-    """Run one Lightning command and return the CLI (its trainer, model and data). Bad input raises."""
+def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> TrainlabCLI:
+    """Run one Lightning command and return the CLI (its trainer, model and data). Bad input raises.
+
+    callbacks are added to the Trainer's; with run=False, args hold no command and nothing is run
+    (the config is parsed and its classes are built, which checks it)."""
     # In-memory tensors need no loader workers; the warning that says otherwise is noise here.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # We always pass args explicitly (the CLI, the tests and the API share this path).
@@ -238,4 +245,4 @@ def run_lightning_cli(args: list[str]) -> TrainlabCLI:
     rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_an_advert not in rank_zero_log.filters:
         rank_zero_log.addFilter(_not_an_advert)
-    return TrainlabCLI(args=args, parser_kwargs={"exit_on_error": False})
+    return TrainlabCLI(args=args, extra_callbacks=callbacks, run=run, parser_kwargs={"exit_on_error": False})

@@ -23,9 +23,14 @@ class TrainingDoctor(pl.Callback):
     loss turns non-finite) the verdict goes to diagnosis.json and the console."""
 
     def __init__(
-        self, thresholds: DoctorOptions | None = None, monitor: str = "val/loss", early_stopping: bool = False
+        self,
+        thresholds: DoctorOptions | None = None,
+        monitor: str = "val/loss",
+        early_stopping: bool = False,
+        verbose: bool = True,
     ):
         self.thresholds = thresholds or DoctorOptions()
+        self.verbose = verbose  # print the verdict (diagnosis.json is written either way)
         self.monitor = monitor
         self.early_stopping = early_stopping
         self.diagnosis: dict | None = None
@@ -129,6 +134,8 @@ class TrainingDoctor(pl.Callback):
         if not trainer.is_global_zero:
             return
         write_json_atomic(self.path, {**self.diagnosis, "history": vars(self.history)})
+        if not self.verbose:
+            return
         lines = [f"Diagnosis: {self.diagnosis['verdict']}"]
         lines += [f"  remedy: {remedy}" for remedy in self.diagnosis["remedies"]]
         console_print(trainer, "\n".join(lines))

@@ -1,0 +1,280 @@
+"""The study: its storage, its workers, and the objective that runs a trial as `trainlab fit` does.
+
+A trial is the base fit config with overrides: the tune config's fixed ones, run.monitor set to the tuned
+metric (so the best checkpoint, early stopping and the objective agree), and the trial's values. It runs in
+this Python process (or in a long-lived worker process), never in a new one: imports alone cost seconds.
+Its run directory is <study>/trials/trial_NNNN, so TensorBoard's HParams view compares the trials.
+"""
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+from trainlab.errors import TrainingFailed, UserError
+from trainlab.tuning.config import TuneConfig
+
+# Trials are quiet: no progress bar, summary lines, tables or per-trial report (the study has its own).
+QUIET = {
+    "run.verbose": False,
+    "trainer.enable_progress_bar": False,
+    "trainer.enable_model_summary": False,
+    "run.summary_every": 0,
+    "run.report": False,
+}
+HOST = socket.gethostname()
+
+
+@dataclass
+class Search:
+    """What every worker needs to know (picklable: workers are separate processes)."""
+
+    config: TuneConfig
+    metric: str
+    direction: str  # minimize or maximize
+    max_epochs: int
+    deadline: float | None = None  # time.time() after which no trial starts
+    threads: int | None = None  # torch threads per worker
+
+    @property
+    def target(self) -> int | None:
+        """How many finished trials the study aims for."""
+        if self.config.sampler == "grid":
+            return min(self.config.n_trials or len(self.config.grid()), len(self.config.grid()))
+        return self.config.n_trials
+
+
+def fit_overrides(config: TuneConfig, metric: str, params: dict) -> dict:
+    """The overrides that turn the base config into this trial's (and into best_config.yaml)."""
+    return {"run.monitor": metric, "run.mode": config.mode, **config.overrides, **params}
+
+
+def trial_dir(config: TuneConfig, number: int) -> Path:
+    return config.study_dir / "trials" / f"trial_{number:04d}"
+
+
+def open_storage(config: TuneConfig):
+    """A journal file in the study directory (safe for parallel workers on one machine), or the given URL."""
+    import optuna
+
+    if config.storage is None:
+        config.study_dir.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(config.study_dir / "study.journal"))
+        return optuna.storages.JournalStorage(backend)
+    try:
+        # Heartbeats let a worker on any machine fail and retry a trial whose worker died.
+        return optuna.storages.RDBStorage(
+            config.storage,
+            heartbeat_interval=30,
+            grace_period=120,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+        )
+    except Exception as error:  # a bad URL, a missing driver, a server that does not answer
+        reason = str(error).strip().splitlines()[0][:200]
+        raise UserError(
+            f"--storage {config.storage!r} cannot be opened ({type(error).__name__}: {reason}); "
+            "allowed: an Optuna RDB URL that answers, such as postgresql://user:password@host/db, "
+            "or none for a journal file in the study directory"
+        ) from None
+
+
+def open_study(search: Search, storage, worker: int = 0):
+    import optuna
+
+    config = search.config
+    sampler = {
+        "grid": lambda: optuna.samplers.RandomSampler(seed=config.seed),  # unused: the grid is enqueued
+        "random": lambda: optuna.samplers.RandomSampler(seed=config.seed + worker),
+        "tpe": lambda: optuna.samplers.TPESampler(
+            seed=config.seed + worker, multivariate=True, constant_liar=config.workers > 1
+        ),
+    }[config.sampler]()
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        direction=search.direction,
+        sampler=sampler,
+        pruner=make_pruner(config, search.max_epochs),
+        load_if_exists=True,
+    )
+    return study
+
+
+def make_pruner(config: TuneConfig, max_epochs: int):
+    import optuna
+
+    defaults = {
+        "none": (optuna.pruners.NopPruner, {}),
+        "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 3, "n_warmup_steps": 5}),
+        "hyperband": (
+            optuna.pruners.HyperbandPruner,
+            {"min_resource": 1, "max_resource": max_epochs if max_epochs > 0 else "auto"},
+        ),
+    }
+    kind, options = defaults[config.pruner]
+    try:
+        return kind(**{**options, **config.pruner_options})
+    except (TypeError, ValueError) as error:
+        raise UserError(
+            f"pruner_options={config.pruner_options!r} is not allowed for {config.pruner}: {error}"
+        ) from None
+
+
+def prepare_study(search: Search, storage):
+    """Create the study (or find it, to resume), refuse a different search under its name, enqueue a grid,
+    and fail and retry the trials whose worker died."""
+    study = open_study(search, storage)
+    signature = search.config.space_signature() + f" {search.metric} {search.direction}"
+    saved = study.user_attrs.get("search")
+    if saved is None:
+        stale = trial_dir(search.config, 0).parent
+        if not study.trials and stale.is_dir() and any(stale.iterdir()):
+            raise UserError(
+                f"{stale} holds trials of an earlier study named {search.config.name!r} whose storage is gone; "
+                "delete that directory or choose another name"
+            )
+        study.set_user_attr("search", signature)
+    elif saved != signature:
+        raise UserError(
+            f"study {search.config.name!r} exists with a different search (space, sampler or metric); "
+            f"choose another name, or delete {search.config.study_dir} to start over"
+        )
+    if search.config.sampler == "grid" and not any("grid_point" in t.user_attrs for t in study.trials):
+        # Enqueued points are popped by one worker each: parallel workers never repeat a point.
+        for index, point in enumerate(search.config.grid()):
+            study.enqueue_trial(point, user_attrs={"grid_point": index})
+    retry_dead_trials(study)
+    return study
+
+
+def retry_dead_trials(study) -> list[int]:
+    """Trials left running by a worker of this machine that no longer lives: fail them, enqueue their values."""
+    from optuna.trial import TrialState
+
+    retried = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get("host") != HOST or _alive(attrs.get("pid")):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        kept = {k: v for k, v in attrs.items() if k == "grid_point"}
+        study.enqueue_trial(trial.params, user_attrs={**kept, "retry_of": trial.number})
+        retried.append(trial.number)
+    return retried
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return True  # not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def finished(study, search: Search) -> bool:
+    from optuna.trial import TrialState
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    if search.config.sampler == "grid" and TrialState.WAITING not in states:
+        return True  # every grid point has been taken
+    if search.target is not None:
+        done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for s in states)
+        if done >= search.target:
+            return True
+    return search.deadline is not None and time.time() >= search.deadline
+
+
+def work(search: Search, worker: int = 0, on_trial=None) -> None:
+    """One worker: run trials until the study has enough, the grid is done or the time is up."""
+
+    if search.threads:
+        import torch
+
+        torch.set_num_threads(search.threads)
+    study = open_study(search, open_storage(search.config), worker)
+    while not finished(study, search):
+        retry_dead_trials(study)
+        callbacks = [on_trial] if on_trial else []
+        study.optimize(lambda trial: objective(trial, search), n_trials=1, gc_after_trial=False, callbacks=callbacks)
+
+
+def objective(trial, search: Search) -> float:
+    import optuna
+
+    from trainlab.api import fit
+
+    config = search.config
+    trial.set_user_attr("host", HOST)
+    trial.set_user_attr("pid", os.getpid())
+    params = {}
+    for p in config.space:
+        if p.is_choice:
+            held = trial.suggest_categorical(p.key, p.encoded_choices())
+        elif p.is_int:
+            held = trial.suggest_int(p.key, p.low, p.high, step=p.step or 1, log=p.log)
+        else:
+            held = trial.suggest_float(p.key, p.low, p.high, step=p.step, log=p.log)
+        params[p.key] = p.decode(held)
+    run_dir = trial_dir(config, trial.number)
+    trial.set_user_attr("run_dir", str(run_dir))
+    logger_keys = {
+        "trainer.logger.init_args.save_dir": str(config.study_dir),
+        "trainer.logger.init_args.name": run_dir.parent.name,
+        "trainer.logger.init_args.version": run_dir.name,
+    }
+    recorder = TrialRecorder(search.metric, search.direction, trial.params)
+    callbacks = [recorder]
+    if config.pruner != "none":
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        callbacks.append(PyTorchLightningPruningCallback(trial, search.metric))
+    started = time.perf_counter()
+    try:
+        overrides = {**QUIET, **fit_overrides(config, search.metric, params), **logger_keys}
+        result = fit(config.base, callbacks=callbacks, **overrides)
+    except TrainingFailed as failure:  # a diverged trial is a bad setting, not a broken study
+        trial.set_user_attr("stopped", f"diverged: {failure}")
+        raise optuna.TrialPruned(str(failure)) from None
+    finally:
+        trial.set_user_attr("epochs", recorder.epochs)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+    if recorder.best is None:
+        raise UserError(f"metric {search.metric!r} was never logged in trial {trial.number}; is it validated?")
+    trial.set_user_attr("test_metrics", {k: v for k, v in result.metrics.items() if k.startswith("test/")})
+    return recorder.best
+
+
+class TrialRecorder(Callback):
+    """Follows the tuned metric epoch by epoch (its best is the trial's value) and logs the trial's values
+    with it as TensorBoard hyperparameters, so the HParams view compares trials."""
+
+    def __init__(self, metric: str, direction: str, params: dict):
+        self.metric, self.direction, self.params = metric, direction, params
+        self.best: float | None = None
+        self.epochs = 0
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.metric])
+        self.epochs = trainer.current_epoch + 1
+        better = self.best is None or (value < self.best if self.direction == "minimize" else value > self.best)
+        if better and value == value:  # NaN is never best
+            self.best = value
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._log_hparams(trainer)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._log_hparams(trainer)  # pruned trials take their place in the HParams view too
+
+    def _log_hparams(self, trainer) -> None:
+        if trainer.is_global_zero and trainer.logger is not None and self.best is not None:
+            trainer.logger.log_hyperparams(self.params, {f"tuned/{self.metric}": self.best})
