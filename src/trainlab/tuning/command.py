@@ -7,7 +7,6 @@ import argparse
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -84,7 +83,12 @@ def run_workers(search) -> None:
 
 def print_trial(study, trial) -> None:
     """One line per finished trial (an Optuna callback: it runs in the worker)."""
-    value = f"{trial.value:.6g}" if trial.value is not None else trial.user_attrs.get("stopped", "-")
-    params = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in trial.params.items())
-    print(f"trial {trial.number} {trial.state.name.lower()}: {value} ({params})", flush=True)
-    sys.stdout.flush()
+    if trial.state.name == "COMPLETE":
+        outcome = f"{trial.value:.6g}"
+    else:
+        outcome = trial.user_attrs.get("stopped") or f"after {trial.user_attrs.get('epochs', '?')} epochs"
+    params = ", ".join(
+        f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+        for k, v in trial.params.items()
+    )
+    print(f"trial {trial.number} {trial.state.name.lower()}: {outcome} ({params})", flush=True)

@@ -135,6 +135,7 @@ def save_figures(study, search: Search, folder: Path, with_importances: bool) ->
     # Optuna's plots switch matplotlib's global style; rc_context puts it back afterwards.
     with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", ".*identical low and high xlims.*")  # a parameter tried at one value
         plots["optimization_history"] = optuna_plots.plot_optimization_history(study, target_name=search.metric)
         if any(t.state.name == "COMPLETE" for t in finished):
             plots["slices"] = optuna_plots.plot_slice(study, target_name=search.metric)

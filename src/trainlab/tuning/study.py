@@ -9,6 +9,7 @@ Its run directory is <study>/trials/trial_NNNN, so TensorBoard's HParams view co
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +67,12 @@ def open_storage(config: TuneConfig):
         return optuna.storages.JournalStorage(backend)
     try:
         # Heartbeats let a worker on any machine fail and retry a trial whose worker died.
-        return optuna.storages.RDBStorage(
-            config.storage,
-            heartbeat_interval=30,
-            grace_period=120,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+            return optuna.storages.RDBStorage(
+                config.storage, heartbeat_interval=30, grace_period=120, heartbeat_stale_trial_callback=retry
+            )
     except Exception as error:  # a bad URL, a missing driver, a server that does not answer
         reason = str(error).strip().splitlines()[0][:200]
         raise UserError(

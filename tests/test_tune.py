@@ -1,0 +1,208 @@
+"""trainlab tune: real Optuna studies over real fits (small ones: the seed data, a few epochs)."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+import trainlab
+from conftest import REPO, config, run_cli
+from trainlab.reporting.report import read_curves
+
+STUDY = Path("lightning_logs/tune")
+SMALL = {"trainer.max_epochs": 8, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
+
+
+def tune_config(name: str, space: dict, **settings) -> str:
+    """A tune config over the seed experiment, written to the test's directory."""
+    path = Path(f"{name}.yaml")
+    body = {"base": config("seed"), "metric": "val/loss", "overrides": SMALL, "space": space, **settings}
+    path.write_text(yaml.safe_dump(body))
+    return str(path)
+
+
+def leaderboard(name: str) -> list[dict]:
+    with open(STUDY / name / "leaderboard.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def load_study(name: str):
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(STUDY / name / "study.journal"))
+    )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_grid_over_three_learning_rates_runs_three_trials_ranked_and_resumes_without_rerunning(capsys):
+    path = tune_config("lr", {"model.init_args.lr": [0.1, 0.01, 0.001]}, sampler="grid")
+    assert run_cli("tune", "-c", path) == 0
+    rows = leaderboard("lr")
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3
+    assert sorted(float(r["lr"]) for r in rows) == [0.001, 0.01, 0.1]
+    values = [float(r["val/loss"]) for r in rows]
+    assert values == sorted(values)  # ranked, best (lowest loss) first
+    for row in rows:  # each trial is a real run: its value is the best val/loss its TensorBoard curve holds
+        run_dir = STUDY / "lr" / "trials" / f"trial_{int(row['trial']):04d}"
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert saved["model"]["init_args"]["lr"] == float(row["lr"])
+        assert saved["run"]["monitor"] == "val/loss"
+        assert min(read_curves(run_dir)["val/loss"][1]) == pytest.approx(float(row["val/loss"]), rel=1e-6)
+        assert "test/accuracy" in row and (run_dir / "metrics.json").exists()
+    assert {p.name for p in (STUDY / "lr" / "plots").glob("*.png")} >= {
+        "optimization_history.png",
+        "slices.png",
+        "learning_curves.png",
+    }
+    assert "best: trial" in capsys.readouterr().out
+
+    # The same command again: the study is complete, nothing is re-run.
+    assert run_cli("tune", "-c", path) == 0
+    assert len(load_study("lr").trials) == 3
+    assert leaderboard("lr") == rows
+    assert len(list((STUDY / "lr" / "trials").iterdir())) == 3
+
+
+def test_best_config_reproduces_the_best_trial():
+    path = tune_config("best", {"model.init_args.lr": [0.03, 0.003]}, sampler="grid")
+    assert run_cli("tune", "-c", path) == 0
+    best = leaderboard("best")[0]
+    saved = STUDY / "best" / "best_config.yaml"
+    assert yaml.safe_load(saved.read_text())["model"]["init_args"]["lr"] == float(best["lr"])
+    result = trainlab.fit(str(saved), trainer__enable_progress_bar=False, run__report=False)
+    assert result.best_score == pytest.approx(float(best["val/loss"]), rel=1e-6)
+    assert result.run_dir.parts[:2] == ("lightning_logs", "seed")  # the base config's own logger, not the trial's
+
+
+def test_random_search_with_ranges_and_list_choices():
+    space = {
+        "model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True},
+        "model.init_args.hidden_dims": [[8], [16, 8]],
+        "data.init_args.batch_size": {"low": 16, "high": 64, "step": 16},
+    }
+    path = tune_config("rand", space, sampler="random", n_trials=4, seed=3)
+    assert run_cli("tune", "-c", path) == 0
+    rows = leaderboard("rand")
+    assert len(rows) == 4 and all(r["state"] == "COMPLETE" for r in rows)
+    for row in rows:
+        assert 1e-3 <= float(row["lr"]) <= 0.1
+        assert int(row["batch_size"]) in (16, 32, 48, 64)
+        saved = yaml.safe_load(
+            (STUDY / "rand" / "trials" / f"trial_{int(row['trial']):04d}" / "config.yaml").read_text()
+        )
+        assert saved["model"]["init_args"]["hidden_dims"] in ([8], [16, 8])
+        assert saved["data"]["init_args"]["batch_size"] == int(row["batch_size"])
+    importances = yaml.safe_load((STUDY / "rand" / "importances.json").read_text())
+    assert set(importances) == set(space) and sum(importances.values()) == pytest.approx(1.0)
+
+
+def test_tpe_with_pruning_stops_hopeless_trials_early():
+    # Plain SGD at lr 1e-5 barely moves in 8 epochs: hopeless next to lr 0.05.
+    space = {"model.init_args.lr": [0.05, 1e-5], "model.init_args.optimizer": ["sgd"]}
+    settings = {"pruner": "median", "pruner_options": {"n_startup_trials": 2, "n_warmup_steps": 1}}
+    path = tune_config("pruned", space, sampler="tpe", n_trials=8, seed=0, **settings)
+    assert run_cli("tune", "-c", path) == 0
+    rows = leaderboard("pruned")
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert pruned, rows
+    assert all(int(r["epochs"]) < SMALL["trainer.max_epochs"] for r in pruned)
+    assert all(float(r["lr"]) == 1e-5 for r in pruned)
+    assert rows[0]["state"] == "COMPLETE" and float(rows[0]["lr"]) == 0.05
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_grid_without_losing_or_repeating_a_point():
+    lrs = [0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
+    path = tune_config("pair", {"model.init_args.lr": lrs}, sampler="grid", workers=2)
+    assert run_cli("tune", "-c", path) == 0
+    study = load_study("pair")
+    assert sorted(t.params["model.init_args.lr"] for t in study.trials) == sorted(lrs)  # each point once
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2  # both workers took trials
+    run_dirs = {Path(t.user_attrs["run_dir"]).name for t in study.trials}
+    assert run_dirs == {p.name for p in (STUDY / "pair" / "trials").iterdir()}
+
+
+@pytest.mark.slow
+def test_a_study_killed_mid_way_continues_where_it_was():
+    lrs = [0.1, 0.05, 0.02, 0.01]
+    path = tune_config(
+        "killed", {"model.init_args.lr": lrs}, sampler="grid", overrides={**SMALL, "trainer.max_epochs": 60}
+    )
+    command = [sys.executable, "-m", "trainlab", "tune", "-c", path]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    journal = STUDY / "killed" / "study.journal"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait for one finished trial and the next one running
+        if journal.exists():
+            states = [t.state.name for t in load_study("killed").trials]
+            if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+                break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail(f"the study never got going: {process.stderr.read().decode()[-2000:]}")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {t.number: t for t in load_study("killed").trials}
+    done_before = {n: t.value for n, t in before.items() if t.state.name == "COMPLETE"}
+    killed = [n for n, t in before.items() if t.state.name == "RUNNING"]
+    assert len(killed) == 1
+
+    assert run_cli("tune", "-c", path) == 0
+    after = {t.number: t for t in load_study("killed").trials}
+    for number, value in done_before.items():  # kept, not re-run
+        assert after[number].state.name == "COMPLETE" and after[number].value == value
+    assert after[killed[0]].state.name == "FAIL"
+    retry = [t for t in after.values() if t.user_attrs.get("retry_of") == killed[0]]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
+    assert retry[0].params == before[killed[0]].params
+    complete = [t.params["model.init_args.lr"] for t in after.values() if t.state.name == "COMPLETE"]
+    assert sorted(complete) == sorted(lrs)  # every grid point once, the killed one included
+
+
+BAD = [
+    ({"space": {"model.init_args.nope": [1, 2]}}, "model.init_args.nope"),
+    ({"space": {"model.init_args.lr": {"low": 0.1, "high": 0.01}}}, "low 0.1 >= high 0.01"),
+    ({"space": {"model.init_args.lr": {"low": 0.0, "high": 0.1, "log": True}}}, "log scale"),
+    ({"space": {"model.init_args.lr": []}}, "non-empty list"),
+    ({"space": {"model.init_args.dropout": [0.1, 1.5]}}, "dropout"),
+    ({"space": {"model.init_args.optimizer": ["adam", "lbfgs"]}}, "lbfgs"),
+    ({"sampler": "bayesian"}, "sampler='bayesian'"),
+    ({"pruner": "asha"}, "pruner='asha'"),
+    ({"storage": "postgresql://nobody@127.0.0.1:1/none"}, "--storage"),
+    ({"storage": "sqlite:////no/such/folder/study.db"}, "--storage"),
+    ({"sampler": "grid", "space": {"model.init_args.lr": {"low": 0.001, "high": 0.1}}}, "a grid must be finite"),
+    ({"overrides": {"trainer.max_epochs": 5}}, "val_fraction > 0"),
+    ({"metric": "val/r2"}, "metric='val/r2'"),
+    ({"colour": "blue"}, "unknown key 'colour'"),
+]
+
+
+@pytest.mark.parametrize(("change", "named"), BAD, ids=[b[1] for b in BAD])
+def test_bad_tune_config_is_refused_before_any_trial(change, named, capsys):
+    settings = {"sampler": "random", "n_trials": 2, "space": {"model.init_args.lr": [0.1, 0.01]}, **change}
+    path = tune_config("bad", **settings)
+    assert run_cli("tune", "-c", path) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trainlab: error:") and "\n" not in err and "Traceback" not in err
+    assert named in err
+    assert not (STUDY / "bad" / "trials").exists()  # nothing ran
+
+
+def test_a_missing_tune_config_and_a_changed_search_are_refused(capsys):
+    assert run_cli("tune", "-c", "nowhere.yaml") == 2
+    assert "nowhere.yaml" in capsys.readouterr().err
+    path = tune_config("same", {"model.init_args.lr": [0.1]}, sampler="grid")
+    assert run_cli("tune", "-c", path) == 0
+    tune_config("same", {"model.init_args.lr": [0.2]}, sampler="grid")
+    assert run_cli("tune", "-c", path) == 2
+    assert "different search" in capsys.readouterr().err
+    assert len(load_study("same").trials) == 1
