@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import optuna
@@ -206,3 +207,32 @@ def test_a_missing_tune_config_and_a_changed_search_are_refused(capsys):
     assert run_cli("tune", "-c", path) == 2
     assert "different search" in capsys.readouterr().err
     assert len(load_study("same").trials) == 1
+
+
+def test_a_time_budget_ends_an_open_ended_search():
+    space = {"model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True}}
+    path = tune_config("budget", space, sampler="random", timeout=2)
+    assert run_cli("tune", "-c", path) == 0
+    trials = load_study("budget").trials
+    assert len(trials) >= 2 and all(t.state.name == "COMPLETE" for t in trials)
+    first = trials[0].datetime_start  # the budget starts just before the first trial; none begins after it
+    assert all(t.datetime_start <= first + timedelta(seconds=2) for t in trials)
+
+
+def test_a_storage_url_holds_the_study_and_trials_log_hyperparameters_for_tensorboard():
+    path = tune_config("shared", {"model.init_args.lr": [0.05, 0.01]}, sampler="grid")
+    assert run_cli("tune", "-c", path, "--storage", "sqlite:///shared.db") == 0
+    assert not (STUDY / "shared" / "study.journal").exists()
+    study = optuna.load_study(study_name="shared", storage="sqlite:///shared.db")
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert run_cli("tune", "-c", path, "--storage", "sqlite:///shared.db") == 0  # resumes: nothing new
+    assert len(optuna.load_study(study_name="shared", storage="sqlite:///shared.db").trials) == 2
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for trial in study.trials:
+        events = EventAccumulator(trial.user_attrs["run_dir"]).Reload()
+        hparams = events.PluginTagToContent("hparams")
+        assert "_hparams_/session_start_info" in hparams
+        assert b"model.init_args.lr" in hparams["_hparams_/session_start_info"]
+        assert events.Scalars("tuned/val/loss")[0].value == pytest.approx(trial.value)

@@ -19,7 +19,7 @@ def tune_main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, help="processes on this machine sharing the study")
     parser.add_argument("--storage", help="an Optuna storage URL shared by machines (postgresql://...)")
     parser.add_argument("--n_trials", type=int, help="the study's total number of finished trials")
-    parser.add_argument("--timeout", type=float, help="seconds after which this command starts no trial")
+    parser.add_argument("--timeout", type=float, help="seconds after which this command starts no new trial")
     args = parser.parse_args(argv)
     config = load_tune_config(
         args.config, workers=args.workers, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
@@ -40,7 +40,7 @@ def tune_main(argv: list[str]) -> int:
         f"{kept} finished trials kept, target {target}, {config.workers} worker(s); {config.study_dir}"
     )
     if config.timeout is not None:
-        search.deadline = time.time() + config.timeout
+        search.deadline = time.time() + config.timeout  # the search's budget: checks and setup are not in it
     run_workers(search)
 
     study = prepare_study(search, open_storage(config))
