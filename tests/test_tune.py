@@ -72,9 +72,12 @@ def test_grid_over_three_learning_rates_runs_three_trials_ranked_and_resumes_wit
 
 def test_best_config_reproduces_the_best_trial():
     path = tune_config("best", {"model.init_args.lr": [0.03, 0.003]}, sampler="grid")
-    assert run_cli("tune", "-c", path) == 0
+    tuned = trainlab.tune(path)  # the Python API: the same study as `trainlab tune -c`
     best = leaderboard("best")[0]
+    assert tuned.best_value == pytest.approx(float(best["val/loss"]))
+    assert tuned.best_params == {"model.init_args.lr": float(best["lr"])}
     saved = STUDY / "best" / "best_config.yaml"
+    assert tuned.best_config == saved
     assert yaml.safe_load(saved.read_text())["model"]["init_args"]["lr"] == float(best["lr"])
     result = trainlab.fit(str(saved), trainer__enable_progress_bar=False, run__report=False)
     assert result.best_score == pytest.approx(float(best["val/loss"]), rel=1e-6)

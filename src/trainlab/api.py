@@ -14,7 +14,6 @@ trainlab.errors.UserError with the message the CLI prints.
 """
 
 import csv
-import json
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,8 +76,21 @@ def predict(config: str | Path | dict, ckpt_path: str | Path, **overrides) -> Ru
     return _run("predict", config, ckpt_path, overrides)
 
 
+def tune(config: str | Path, **settings):
+    """Run (or resume) a study as `trainlab tune -c CONFIG`; settings replace the tune config's own
+    (workers, storage, n_trials, timeout, ...). Returns a TuneResult: the best trial's number, value,
+    config values and best_config.yaml, and the leaderboard.
+
+    >>> trainlab.tune("configs/tune/lr_challenge.yaml").best_params
+    """
+    from trainlab.tuning.config import load_tune_config
+    from trainlab.tuning.search import run_search
+
+    return run_search(load_tune_config(config, **settings))
+
+
 def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunResult:
-    from trainlab.lightning_cli import run_lightning_cli
+    from trainlab.lightning_cli import override_args, run_lightning_cli
 
     with _config_path(config) as path:
         args = [command, "-c", str(path)]
@@ -111,14 +123,6 @@ def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunR
             rows = list(csv.DictReader(f))
         result.predictions = {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
     return result
-
-
-def override_args(overrides: dict) -> list[str]:
-    """Dotted keys (or the same with `__`) and values as command-line arguments."""
-    args = []
-    for key, value in overrides.items():
-        args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
-    return args
 
 
 @contextmanager

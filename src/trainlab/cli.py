@@ -14,6 +14,7 @@ LIGHTNING_COMMANDS = {
 }
 OTHER_COMMANDS = {
     "tune": "search hyperparameters with Optuna (grid, random, Bayesian; pruning; workers)",
+    "cv": "K-fold cross-validation of a config (stratified; out-of-fold predictions)",
     "report": "rebuild report.html from run directories; with several, a comparison page",
 }
 
@@ -55,12 +56,15 @@ def main(argv: list[str] | None = None) -> None:
         from trainlab.reporting.command import report_main
 
         sys.exit(report_main(args[1:]))
-    if args[0] == "tune":
+    if args[0] in ("tune", "cv"):
         from trainlab.errors import UserError
-        from trainlab.tuning.command import tune_main
 
+        if args[0] == "tune":
+            from trainlab.tuning.command import tune_main as command_main
+        else:
+            from trainlab.cv.command import cv_main as command_main
         try:
-            sys.exit(tune_main(args[1:]))
+            sys.exit(command_main(args[1:]))
         except UserError as error:
             fail(str(error))
     if args[0] not in LIGHTNING_COMMANDS:

@@ -4,9 +4,11 @@ Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config h
 (RunOptions) that says what to watch, when to stop and what to test after a fit.
 """
 
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -19,7 +21,7 @@ from trainlab.callbacks.report import ReportWriter
 from trainlab.checkpoints import check_checkpoint
 from trainlab.data import TabularDataModule
 from trainlab.diagnosis import DoctorOptions
-from trainlab.errors import UserError, require
+from trainlab.errors import UserError, as_user_error, require
 from trainlab.models import MLPModule
 
 
@@ -246,3 +248,23 @@ def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> Trainl
     if _not_an_advert not in rank_zero_log.filters:
         rank_zero_log.addFilter(_not_an_advert)
     return TrainlabCLI(args=args, extra_callbacks=callbacks, run=run, parser_kwargs={"exit_on_error": False})
+
+
+def override_args(overrides: dict) -> list[str]:
+    """Dotted keys (or the same with `__`) and values as command-line arguments."""
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
+    return args
+
+
+def build_config(config: Path, overrides: dict, where: str) -> TrainlabCLI:
+    """A config's classes with these overrides, built and checked, nothing run (before a tune or cv starts
+    its runs); bad input raises a UserError that starts with `where`."""
+    try:
+        return run_lightning_cli(["-c", str(config), *override_args(overrides)], run=False)
+    except Exception as error:
+        user_error = as_user_error(error)
+        if user_error is None:
+            raise
+        raise UserError(f"{where}: {user_error}") from None

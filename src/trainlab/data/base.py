@@ -1,5 +1,6 @@
 """The data path every data source shares: split, fit scaling on the training split only, serve batches."""
 
+import dataclasses
 from abc import abstractmethod
 from typing import Literal
 
@@ -10,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from trainlab.data.batching import TensorBatches
+from trainlab.data.folds import Fold, fold_split
 from trainlab.errors import UserError, require
 from trainlab.tasks import TASKS
 
@@ -35,6 +37,11 @@ class TabularDataModule(pl.LightningDataModule):
     is evaluated every epoch instead, as the chapter does (it then also picks the "best" checkpoint,
     so report the last one). A StandardScaler is fitted on the training split only.
 
+    Cross-validation (`folds`, set by `trainlab cv`): the held-out fold is the test split and
+    `test_fraction` is not used; `val_fraction` is then the share of the training folds carved out for
+    validation (early stopping and checkpoints), so the held-out fold never steers training. Several
+    folds nest: each keeps the previous one's training part and cuts it again (nested CV).
+
     Batches are sliced straight out of in-memory tensors (see batching.py). `batches_per_step`
     mini-batches go to each training_step call, which takes one optimizer step per mini-batch: fewer
     Lightning steps, the same training (1 gives one mini-batch per Lightning step; under DDP it is always
@@ -56,6 +63,7 @@ class TabularDataModule(pl.LightningDataModule):
         seed: int = 42,
         batches_per_step: int = 32,
         on_device: bool = False,
+        folds: list[Fold] | None = None,
     ):
         super().__init__()
         k = self.key
@@ -90,9 +98,18 @@ class TabularDataModule(pl.LightningDataModule):
         self.seed = seed
         self.batches_per_step = batches_per_step
         self.on_device = on_device
+        self.folds = [Fold(**f) if isinstance(f, dict) else f for f in folds or []]
+        for fold in self.folds:
+            require(fold.k >= 2, f"{k}.folds", fold, "k >= 2 folds")
+            require(0 <= fold.index < fold.k, f"{k}.folds", fold, f"index from 0 to k - 1 = {fold.k - 1}")
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.split_indices: dict[str, np.ndarray] = {}  # each split's rows in the full dataset
         self.scaler: StandardScaler | None = None
+
+    def keep_hparams_plain(self) -> None:
+        """Checkpoints hold plain values only (weights_only loading): folds as dicts, not Fold objects."""
+        if "folds" in self.hparams and self.hparams["folds"] is not None:
+            self.hparams["folds"] = [dataclasses.asdict(f) for f in self.folds]
 
     # --- what a subclass provides -------------------------------------------------------------
     @property
@@ -136,18 +153,19 @@ class TabularDataModule(pl.LightningDataModule):
         def stratify(idx):
             return y[idx] if self.stratify and self.task != "regression" else None
 
+        if self.folds:
+            for fold in self.folds:
+                indices, test = fold_split(indices, y, self.task, fold, f"{self.key}.folds")
+            rest, val_share = indices, self.val_fraction  # of the training folds
         try:
-            rest, test = train_test_split(
-                indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
-            )
+            if not self.folds:
+                rest, test = train_test_split(
+                    indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
+                )
+                val_share = self.val_fraction / (1 - self.test_fraction)
             if self.val_fraction == 0:
                 return rest, np.array([], dtype=indices.dtype), test
-            train, val = train_test_split(
-                rest,
-                test_size=self.val_fraction / (1 - self.test_fraction),
-                random_state=self.seed,
-                stratify=stratify(rest),
-            )
+            train, val = train_test_split(rest, test_size=val_share, random_state=self.seed, stratify=stratify(rest))
         except ValueError as error:  # a split too small for the classes, or empty
             raise UserError(
                 f"{self.key}.val_fraction, test_fraction: {len(indices)} samples cannot be split "

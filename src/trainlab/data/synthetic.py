@@ -6,6 +6,7 @@ import numpy as np
 from sklearn import datasets
 
 from trainlab.data.base import Split, TabularDataModule
+from trainlab.data.folds import Fold
 from trainlab.errors import require
 
 Generator = Literal["classification", "moons", "circles", "blobs", "regression", "friedman1"]
@@ -50,6 +51,7 @@ class SyntheticDataModule(TabularDataModule):
         factor: inner-to-outer circle scale (circles).
         cluster_std: cluster spread (blobs).
         seed: seeds the generator, the splits and the shuffling.
+        folds: cross-validation folds (set by `trainlab cv`); see TabularDataModule.
         The other arguments (batch sizes, split fractions, scaling, batches_per_step, on_device) are
         TabularDataModule's.
     """
@@ -79,6 +81,7 @@ class SyntheticDataModule(TabularDataModule):
         seed: int = 42,
         batches_per_step: int = 32,
         on_device: bool = False,
+        folds: list[Fold] | None = None,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -91,8 +94,10 @@ class SyntheticDataModule(TabularDataModule):
             seed=seed,
             batches_per_step=batches_per_step,
             on_device=on_device,
+            folds=folds,
         )
         self.save_hyperparameters()
+        self.keep_hparams_plain()
         k = self.key
         allowed = ", ".join(Generator.__args__)
         require(generator in Generator.__args__, f"{k}.generator", generator, f"one of {allowed}")

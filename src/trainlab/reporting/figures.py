@@ -149,6 +149,6 @@ def compare_curves(labels: list[str], curves: list[dict], metric: str) -> Figure
     metric_ax.set(title=metric, xlabel="epoch")
     for ax in (loss_ax, metric_ax):
         ax.grid(True, alpha=0.3)
-        if ax.lines:
+        if ax.lines and len(labels) <= 12:  # beyond that a legend hides the curves
             ax.legend(fontsize="small")
     return fig

@@ -124,3 +124,35 @@ def write_comparison(
         f"<h2>Learning curves</h2>{_figures(images)}"
     )
     return write_text_atomic(path, _page(f"Comparison of {len(runs)} runs", body))
+
+
+def write_cv_report(path: Path, title: str, summary: dict, images: dict[str, bytes]) -> Path:
+    """A cross-validation's page: each fold's held-out metrics, their mean and standard deviation, the
+    out-of-fold metrics, and the folds' learning curves overlaid."""
+    folds = summary["per_fold"]
+    keys = sorted(summary["mean"])
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = "".join(
+        f"<tr><th>repeat {f['repeat']}, fold {f['fold']}</th>"
+        + "".join(f"<td>{f['metrics'].get(k, float('nan')):.4f}</td>" for k in keys)
+        + "</tr>"
+        for f in folds
+    )
+    rows += (
+        "<tr><th>mean &plusmn; std</th>"
+        + "".join(f"<td><b>{summary['mean'][k]:.4f}</b> &plusmn; {summary['std'][k]:.4f}</td>" for k in keys)
+        + "</tr>"
+    )
+    oof = "".join(
+        f"<h3>repeat {o['repeat']}</h3>" + _table([(k, f"{v:.4f}") for k, v in sorted(o["metrics"].items())])
+        for o in summary["oof"]
+    )
+    body = (
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p>{summary['folds']} folds{' (stratified)' if summary['stratified'] else ''}, "
+        f"{summary['repeats']} repeat(s), shuffle seed {summary['seed']}; config {html.escape(summary['config'])}</p>"
+        f"<h2>Held-out metrics per fold</h2><table><tr><th></th>{head}</tr>{rows}</table>"
+        f"<h2>Out-of-fold metrics (all folds' held-out predictions pooled)</h2>{oof}"
+        f"<h2>Learning curves</h2>{_figures(images)}"
+    )
+    return write_text_atomic(path, _page(title, body))

@@ -3,30 +3,18 @@ with the fixed overrides, chooses on a validation split, and builds again with e
 take at its ends (each choice, each range's low and high), so that a bad key or value fails now, not in
 trial 17."""
 
-from trainlab.errors import UserError, as_user_error, require
+from trainlab.errors import require
 from trainlab.tuning.config import TuneConfig
 from trainlab.tuning.study import Search, fit_overrides
 
 
-def build(config: TuneConfig, overrides: dict, where: str):
-    """The base config's classes with these overrides (nothing runs); a bad one raises a UserError at `where`."""
-    from trainlab.api import override_args
-    from trainlab.lightning_cli import run_lightning_cli
-
-    try:
-        return run_lightning_cli(["-c", str(config.base), *override_args(overrides)], run=False)
-    except Exception as error:
-        user_error = as_user_error(error)
-        if user_error is None:
-            raise
-        raise UserError(f"{where}: {user_error}") from None
-
-
 def check_search(config: TuneConfig) -> Search:
     """The Search a valid tune config describes; raises a UserError naming the first bad key."""
-    from trainlab.lightning_cli import natural_mode
+    from trainlab.lightning_cli import build_config, natural_mode
 
-    cli = build(config, {"run.mode": config.mode, **config.overrides}, f"base {config.base.name} with overrides")
+    cli = build_config(
+        config.base, {"run.mode": config.mode, **config.overrides}, f"base {config.base.name} with overrides"
+    )
     metric = config.metric or cli.config_init["run"].monitor
     allowed = [m for m in cli.model.monitorable() if m.startswith("val/")]
     require(metric in allowed, "metric", metric, f"a validation metric of this task: {', '.join(allowed)}")
@@ -46,5 +34,5 @@ def check_search(config: TuneConfig) -> Search:
     direction = "maximize" if natural_mode(metric) == "max" else "minimize"
     for param in config.space:
         for value in param.extremes():
-            build(config, fit_overrides(config, metric, {param.key: value}), f"space.{param.key}={value!r}")
+            build_config(config.base, fit_overrides(config, metric, {param.key: value}), f"space.{param.key}={value!r}")
     return Search(config=config, metric=metric, direction=direction, max_epochs=cli.trainer.max_epochs)

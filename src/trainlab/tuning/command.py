@@ -4,11 +4,6 @@ Re-running the same command resumes the study: finished trials are kept, a trial
 retried. The same command on several machines with one --storage URL shares the study between them."""
 
 import argparse
-import logging
-import multiprocessing
-import os
-import time
-from concurrent.futures import ProcessPoolExecutor
 
 from trainlab.tuning.config import load_tune_config
 
@@ -24,61 +19,27 @@ def tune_main(argv: list[str]) -> int:
     config = load_tune_config(
         args.config, workers=args.workers, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
     )
+    from trainlab.tuning.results import format_table, printed_columns
+    from trainlab.tuning.search import run_search
 
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-    from trainlab.tuning.checks import check_search
-    from trainlab.tuning.results import format_table, printed_columns, write_results
-    from trainlab.tuning.study import open_storage, prepare_study
+    result = run_search(config, on_start=print_start, on_trial=print_trial)
+    print(format_table(result.leaderboard, printed_columns(result.leaderboard, result.search)))
+    if result.best_config is not None:
+        print(f"best: trial {result.best_trial}, {result.metric} = {result.best_value:.6g}; {result.best_config}")
+    print(f"leaderboard: {config.study_dir / 'leaderboard.csv'}; plots: {config.study_dir / 'plots'}")
+    print(f"compare the trials: tensorboard --logdir {config.study_dir / 'trials'}")
+    return 0
 
-    quiet_lightning()
-    search = check_search(config)
-    study = prepare_study(search, open_storage(config))
+
+def print_start(study, search) -> None:
+    config = search.config
     kept = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
     target = search.target if search.target is not None else "no limit"
     print(
         f"study {config.name}: {config.sampler} search on {search.metric} ({search.direction}), "
-        f"{kept} finished trials kept, target {target}, {config.workers} worker(s); {config.study_dir}"
+        f"{kept} finished trials kept, target {target}, {config.workers} worker(s); {config.study_dir}",
+        flush=True,
     )
-    if config.timeout is not None:
-        search.deadline = time.time() + config.timeout  # the search's budget: checks and setup are not in it
-    run_workers(search)
-
-    study = prepare_study(search, open_storage(config))
-    written = write_results(study, search)
-    rows = written["rows"]
-    print(format_table(rows, printed_columns(rows, search)))
-    if "best" in written:
-        best = written["best"]
-        print(f"best: trial {best.number}, {search.metric} = {best.value:.6g}; {written['best_config']}")
-    print(f"leaderboard: {written['leaderboard']}; plots: {config.study_dir / 'plots'}")
-    return 0
-
-
-def quiet_lightning() -> None:
-    """Trials are many: keep Lightning's per-Trainer notices (devices, seed) and Optuna's per-trial log out
-    of the way; the command prints one line per trial."""
-    import optuna
-
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def run_workers(search) -> None:
-    """The study's trials in this process, or in --workers long-lived processes sharing the CPU's threads."""
-    from trainlab.tuning.study import work
-
-    workers = search.config.workers
-    if workers == 1:
-        work(search, 0, print_trial)
-        return
-    search.threads = max(1, (os.cpu_count() or 1) // workers)
-    # fork: the workers start with Lightning already imported (a spawned one would spend seconds importing).
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        futures = [pool.submit(work, search, index, print_trial) for index in range(workers)]
-        for future in futures:
-            future.result()  # a worker's error (a UserError too) is raised here
 
 
 def print_trial(study, trial) -> None:

@@ -121,8 +121,8 @@ KNOWN_KEYS = {
 }  # fmt: skip
 
 
-def load_tune_config(path: str | Path, **cli_values) -> TuneConfig:
-    """Read and check a tune config; cli_values (workers, storage, n_trials, timeout) replace its own."""
+def load_tune_config(path: str | Path, **settings) -> TuneConfig:
+    """Read and check a tune config; `settings` (workers, storage, n_trials, timeout, ...) replace its own."""
     path = Path(path)
     require(path.is_file(), "-c", str(path), "a tune config file (YAML)")
     try:
@@ -130,10 +130,10 @@ def load_tune_config(path: str | Path, **cli_values) -> TuneConfig:
     except yaml.YAMLError as error:
         raise UserError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
     require(isinstance(raw, dict), str(path), type(raw).__name__, "a mapping with base and space")
+    raw.update({k: v for k, v in settings.items() if v is not None})
     for key in raw:
         if key not in KNOWN_KEYS:
             raise UserError(f"{path}: unknown key {key!r}; the keys are {', '.join(sorted(KNOWN_KEYS))}")
-    raw.update({k: v for k, v in cli_values.items() if v is not None})
 
     require("base" in raw, f"{path}: base", None, "the path of a fit config (relative to the tune config)")
     base = (path.parent / str(raw["base"])).resolve()

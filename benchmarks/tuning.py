@@ -1,0 +1,166 @@
+"""Tuning efficiency side by side, on one search space (configs/default.yaml's data and model):
+
+(A) search: the exhaustive grid (every point, full length) against TPE with Hyperband pruning (several
+    seeds): the best validation loss each finds and the training epochs each spends. Target: TPE within
+    0.005 of the grid's best using at most 30% of the grid's epochs.
+(B) workers: the same random search run by 1 worker and by 2 workers sharing the study, interleaved and
+    repeated: finished trials per minute of search (from the first trial's start to the last one's end).
+    Target: 2 workers >= 1.6x.
+
+    .venv/bin/python benchmarks/tuning.py                 # both parts, writes results/tuning.{md,json}
+    .venv/bin/python benchmarks/tuning.py --seeds 3 --repeats 3
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "src"))
+from trainlab.tuning.command import tune_main  # noqa: E402
+
+SPACE = {
+    "model.init_args.lr": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
+    "model.init_args.hidden_dims": [[32], [64, 32], [128, 64]],
+    "model.init_args.dropout": [0.0, 0.2, 0.4],
+}
+OVERRIDES = {"trainer.max_epochs": 40, "run.early_stopping": None, "run.test_after_fit": False}
+
+
+def run_study(folder: Path, name: str, **settings) -> optuna.Study:
+    body = {"base": str(REPO / "configs/default.yaml"), "metric": "val/loss", "overrides": OVERRIDES}
+    body.update(name=name, space=settings.pop("space", SPACE), **settings)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with contextlib.redirect_stdout(io.StringIO()):
+        tune_main(["-c", str(path)])
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "lightning_logs/tune" / name / "study.journal"))
+    )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def epochs(study) -> int:
+    return sum(t.user_attrs.get("epochs", 0) for t in study.trials)
+
+
+def search_part(folder: Path, seeds: int, n_trials: int) -> dict:
+    grid = run_study(folder, "grid", sampler="grid")
+    result = {"grid": {"trials": len(grid.trials), "epochs": epochs(grid), "best": grid.best_value}, "tpe": []}
+    print(f"grid: {len(grid.trials)} trials, {epochs(grid)} epochs, best val/loss {grid.best_value:.4f}", flush=True)
+    for seed in range(seeds):
+        tpe = run_study(folder, f"tpe{seed}", sampler="tpe", pruner="hyperband", seed=seed, n_trials=n_trials)
+        row = {
+            "seed": seed,
+            "trials": len(tpe.trials),
+            "pruned": sum(t.state.name == "PRUNED" for t in tpe.trials),
+            "epochs": epochs(tpe),
+            "best": tpe.best_value,
+            "gap": tpe.best_value - grid.best_value,
+            "epoch_share": epochs(tpe) / epochs(grid),
+        }
+        result["tpe"].append(row)
+        print(f"tpe seed {seed}: {row}", flush=True)
+    return result
+
+
+def trials_per_minute(study) -> float:
+    finished = [t for t in study.trials if t.datetime_complete is not None]
+    span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
+    return 60 * len(finished) / span
+
+
+def workers_part(folder: Path, repeats: int, n_trials: int) -> dict:
+    space = {"model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True}, "model.init_args.dropout": [0.0, 0.2]}
+    rates = {1: [], 2: []}
+    for repeat in range(repeats):
+        for workers in (1, 2):
+            name = f"workers{workers}_{repeat}"
+            study = run_study(
+                folder, name, sampler="random", seed=repeat, n_trials=n_trials, workers=workers, space=space
+            )
+            rates[workers].append(trials_per_minute(study))
+            print(f"{workers} worker(s), repeat {repeat}: {rates[workers][-1]:.1f} trials/min", flush=True)
+    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
+    return {"trials_per_minute": {str(k): v for k, v in rates.items()}, "ratio": ratios}
+
+
+def spread(values) -> str:
+    return f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}"
+
+
+def markdown(results) -> str:
+    lines = [
+        f"Measured {results['date']} on {results['machine']}; command: `{results['command']}`.",
+        "",
+        f"Search space: {results['search']['grid']['trials']} grid points "
+        "(lr x hidden_dims x dropout on configs/default.yaml, 40 epochs, no early stopping).",
+        "",
+        "| search | trials | epochs | best val/loss | gap to grid | epochs / grid's |",
+        "|---|---|---|---|---|---|",
+    ]
+    grid = results["search"]["grid"]
+    lines.append(f"| grid (exhaustive) | {grid['trials']} | {grid['epochs']} | {grid['best']:.4f} | 0 | 1.00 |")
+    for row in results["search"]["tpe"]:
+        lines.append(
+            f"| TPE + Hyperband, seed {row['seed']} | {row['trials']} ({row['pruned']} pruned) | {row['epochs']} | "
+            f"{row['best']:.4f} | {row['gap']:+.4f} | {row['epoch_share']:.2f} |"
+        )
+    tpe = results["search"]["tpe"]
+    lines += [
+        "",
+        f"TPE gap to the grid's best (min / median / max): {spread([r['gap'] for r in tpe])}; "
+        f"share of the grid's epochs: {spread([r['epoch_share'] for r in tpe])}.",
+        "",
+        "| workers | trials per minute (min / median / max) |",
+        "|---|---|",
+    ]
+    w = results["workers"]
+    for key, values in w["trials_per_minute"].items():
+        lines.append(f"| {key} | {spread(values)} |")
+    lines += ["", f"2 workers / 1 worker (min / median / max over repeats): {spread(w['ratio'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5, help="TPE studies (one per seed)")
+    parser.add_argument("--tpe_trials", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the 1- vs 2-worker comparison")
+    parser.add_argument("--worker_trials", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "command": "python benchmarks/tuning.py " + " ".join(sys.argv[1:]),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        previous = os.getcwd()
+        os.chdir(folder)
+        try:
+            results["search"] = search_part(Path(folder), args.seeds, args.tpe_trials)
+            results["workers"] = workers_part(Path(folder), args.repeats, args.worker_trials)
+        finally:
+            os.chdir(previous)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tuning.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (args.out / "tuning.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Cross-validation: `trainlab cv` (command.py) over one fit per fold (run.py)."""

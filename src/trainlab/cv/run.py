@@ -1,0 +1,257 @@
+"""K-fold cross-validation: one `trainlab fit` per fold, on the same code path, then the folds' results
+side by side.
+
+Each fold's run is the config with `data.init_args.folds` set: the held-out fold is its test split, the
+scaler is fitted on its training folds only, and early stopping and checkpoints watch a validation split
+carved from the training folds. The fold's tested model predicts the held-out fold: those are the
+out-of-fold predictions. Each fold's weights are seeded afresh (the config's seed plus the fold number).
+"""
+
+import csv
+import io
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from trainlab import tasks
+from trainlab.errors import UserError
+from trainlab.io import write_json_atomic, write_text_atomic
+
+QUIET = {
+    "trainer.enable_progress_bar": False,
+    "trainer.enable_model_summary": False,
+    "run.summary_every": 0,
+    "run.report": False,
+    "run.verbose": False,
+    "run.test_after_fit": True,
+}
+
+
+@dataclass
+class CVPlan:
+    """What every fold needs (picklable: folds may run in worker processes)."""
+
+    base: Path
+    overrides: dict
+    folds: int
+    repeats: int
+    seed: int
+    stratify: bool
+    task: str
+    num_classes: int | None
+    init_seed: int
+    cv_dir: Path
+    outer: list = field(default_factory=list)  # enclosing folds (nested CV)
+    threads: int | None = None
+
+    def jobs(self) -> list[tuple[int, int]]:
+        return [(repeat, index) for repeat in range(self.repeats) for index in range(self.folds)]
+
+    def run_name(self, repeat: int, index: int) -> str:
+        return f"fold_{index}" if self.repeats == 1 else f"repeat_{repeat}_fold_{index}"
+
+    def fold_overrides(self, repeat: int, index: int) -> dict:
+        fold = {"k": self.folds, "index": index, "seed": self.seed + repeat, "stratify": self.stratify}
+        return {
+            **QUIET,
+            **self.overrides,
+            "data.init_args.folds": [*self.outer, fold],
+            "seed_everything": self.init_seed + 1000 * repeat + index,
+            "trainer.logger.init_args.save_dir": str(self.cv_dir),
+            "trainer.logger.init_args.name": "folds",
+            "trainer.logger.init_args.version": self.run_name(repeat, index),
+        }
+
+
+class HeldOutPredictions(Callback):
+    """After the fold's test, the tested model's outputs on the held-out fold (its test split)."""
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        data = trainer.datamodule
+        X, y = data.splits["test"]
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.inference_mode():
+            scores = tasks.metric_inputs(pl_module.task, pl_module(X.to(pl_module.device))).cpu()
+        pl_module.train(was_training)
+        self.rows = {
+            "dataset_index": data.split_indices["test"],
+            "scores": scores.numpy(),
+            "prediction": tasks.predicted_labels(pl_module.task, scores).numpy(),
+            "target": y.numpy(),
+        }
+
+
+def run_fold(plan: CVPlan, repeat: int, index: int) -> dict:
+    from trainlab.api import fit
+
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    held_out = HeldOutPredictions()
+    result = fit(plan.base, callbacks=[held_out], **plan.fold_overrides(repeat, index))
+    return {
+        "repeat": repeat,
+        "fold": index,
+        "run_dir": str(result.run_dir),
+        "metrics": {k: v for k, v in result.metrics.items() if k.startswith("test/")},
+        "best_score": result.best_score,
+        "predictions": held_out.rows,
+    }
+
+
+def run_folds(plan: CVPlan, workers: int = 1, on_fold=None) -> list[dict]:
+    """Every (repeat, fold) of the plan, in this process or in `workers` processes; results in plan order."""
+    jobs = plan.jobs()
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(run_fold(plan, *job))
+            if on_fold:
+                on_fold(results[-1])
+        return results
+    plan.threads = max(1, (os.cpu_count() or 1) // workers)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        futures = [pool.submit(run_fold, plan, *job) for job in jobs]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            if on_fold:
+                on_fold(results[-1])
+    return results
+
+
+def summarise(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (numpy's, ddof=1; 0 for one value)."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def oof_metrics(plan: CVPlan, rows: list[dict]) -> dict[str, float]:
+    """The task's metrics on one repeat's out-of-fold predictions, all folds pooled (torchmetrics, as in test)."""
+    scores = torch.from_numpy(np.concatenate([r["predictions"]["scores"] for r in rows]))
+    target = torch.from_numpy(np.concatenate([r["predictions"]["target"] for r in rows]))
+    metrics = tasks.make_metrics(plan.task, plan.num_classes)
+    metrics.update(scores, target.long() if plan.task != "regression" else target)
+    return {f"oof/{name}": float(value) for name, value in metrics.compute().items()}
+
+
+def predictions_table(plan: CVPlan, results: list[dict]) -> str:
+    """oof_predictions.csv: dataset_index, repeat, fold, the scores, prediction, target; by repeat then index."""
+    columns = ["dataset_index", "repeat", "fold"]
+    if plan.task == "binary":
+        columns.append("probability")
+    elif plan.task == "multiclass":
+        columns += [f"probability_{k}" for k in range(plan.num_classes)]
+    columns += ["prediction", "target"]
+    lines = []
+    for result in results:
+        p = result["predictions"]
+        scores = p["scores"].reshape(len(p["target"]), -1) if plan.task != "multiclass" else p["scores"]
+        for i, dataset_index in enumerate(p["dataset_index"]):
+            lines.append(
+                [int(dataset_index), result["repeat"], result["fold"], *scores[i].tolist()]
+                + [p["prediction"][i].item(), p["target"][i].item()]
+            )
+    if plan.task == "regression":  # scores are the predictions themselves: one column is enough
+        lines = [line[:3] + line[4:] for line in lines]
+    lines.sort(key=lambda line: (line[1], line[0]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(lines)
+    return buffer.getvalue()
+
+
+def aggregate(plan: CVPlan, results: list[dict]) -> dict:
+    """cv_results.json's content: per fold, mean and standard deviation, out-of-fold metrics per repeat."""
+    keys = sorted({key for r in results for key in r["metrics"]})
+    summary = {key: summarise([r["metrics"][key] for r in results]) for key in keys}
+    return {
+        "config": str(plan.base),
+        "folds": plan.folds,
+        "repeats": plan.repeats,
+        "seed": plan.seed,
+        "stratified": plan.stratify,
+        "per_fold": [{k: r[k] for k in ("repeat", "fold", "run_dir", "metrics")} for r in results],
+        "mean": {key: value[0] for key, value in summary.items()},
+        "std": {key: value[1] for key, value in summary.items()},
+        "oof": [
+            {"repeat": repeat, "metrics": oof_metrics(plan, [r for r in results if r["repeat"] == repeat])}
+            for repeat in range(plan.repeats)
+        ],
+    }
+
+
+def write_results(plan: CVPlan, results: list[dict]) -> dict:
+    summary = aggregate(plan, results)
+    write_json_atomic(plan.cv_dir / "cv_results.json", summary)
+    write_text_atomic(plan.cv_dir / "oof_predictions.csv", predictions_table(plan, results))
+    return summary
+
+
+def next_version(folder: Path) -> Path:
+    """folder/version_N with N one past the highest there (Lightning's convention)."""
+    taken = [int(p.name.split("_")[1]) for p in folder.glob("version_*") if p.name.split("_")[1].isdigit()]
+    return folder / f"version_{max(taken, default=-1) + 1}"
+
+
+def plan_cv(
+    config: Path,
+    overrides: dict,
+    folds: int,
+    repeats: int = 1,
+    seed: int = 0,
+    stratify: str = "auto",
+    output_dir: Path = Path("lightning_logs/cv"),
+    name: str | None = None,
+    outer: list | None = None,
+) -> CVPlan:
+    """Check everything before any fold runs: the config with the overrides, and the folds against the data."""
+    from trainlab.data.folds import Fold, check_folds, fold_split
+    from trainlab.lightning_cli import build_config
+
+    if repeats < 1:
+        raise UserError(f"--repeats={repeats} is not allowed: an integer >= 1")
+    if stratify not in ("auto", "true", "false"):
+        raise UserError(f"--stratify={stratify} is not allowed: auto, true or false")
+    cli = build_config(config, overrides, f"{config}")
+    data = cli.datamodule
+    stratified = data.task != "regression" if stratify == "auto" else stratify == "true"
+    y = data.load_arrays()[1]
+    kept = np.arange(len(y))
+    for fold in outer or []:  # nested: these folds cut the outer folds' training part
+        kept = fold_split(kept, y, data.task, Fold(**fold), "--folds")[0]
+    check_folds(y[kept], data.task, folds, stratified, "--folds")
+    seed_everything = cli.config_init.get("seed_everything")
+    return CVPlan(
+        base=config,
+        overrides=overrides,
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        stratify=stratified,
+        task=data.task,
+        num_classes=data.num_classes,
+        init_seed=seed_everything if isinstance(seed_everything, int) and not isinstance(seed_everything, bool) else 0,
+        cv_dir=next_version(output_dir / (name or config.stem)),
+        outer=list(outer or []),
+    )
+
+
+def write_report(plan: CVPlan, summary: dict, results: list[dict]) -> Path:
+    """report.html: the fold table, mean and standard deviation, out-of-fold metrics, learning curves."""
+    from trainlab.reporting import figures
+    from trainlab.reporting.report import png_bytes, read_curves, write_cv_report
+
+    headline = f"val/{tasks.HEADLINE[plan.task]}"
+    labels = [plan.run_name(r["repeat"], r["fold"]) for r in results]
+    overlay = figures.compare_curves(labels, [read_curves(Path(r["run_dir"])) for r in results], headline)
+    title = f"Cross-validation of {plan.base.name}"
+    return write_cv_report(plan.cv_dir / "report.html", title, summary, {"learning_curves": png_bytes(overlay)})

@@ -1,0 +1,83 @@
+"""Run a study: check its config, create or resume it, run its trials (in this process or in worker
+processes), write its results. The CLI (tuning/command.py) and trainlab.tune() share it."""
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainlab.tuning.config import TuneConfig
+
+
+@dataclass
+class TuneResult:
+    """What a study found: its best trial (number, value, config values, best_config.yaml) and leaderboard."""
+
+    study_dir: Path
+    metric: str
+    best_trial: int | None
+    best_value: float | None
+    best_params: dict | None  # dotted config key -> value
+    best_config: Path | None
+    leaderboard: list[dict]
+    search: object = field(repr=False)
+
+
+def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
+    """Check the config, create or resume the study, run its trials, write its results."""
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+    from trainlab.tuning.checks import check_search
+    from trainlab.tuning.results import write_results
+    from trainlab.tuning.study import open_storage, prepare_study
+
+    quiet_lightning()
+    search = check_search(config)
+    study = prepare_study(search, open_storage(config))
+    if on_start is not None:
+        on_start(study, search)
+    if config.timeout is not None:
+        search.deadline = time.time() + config.timeout  # the search's budget: checks and setup are not in it
+    run_workers(search, on_trial)
+    study = prepare_study(search, open_storage(config))
+    written = write_results(study, search)
+    best = written.get("best")
+    return TuneResult(
+        study_dir=config.study_dir,
+        metric=search.metric,
+        best_trial=best.number if best else None,
+        best_value=best.value if best else None,
+        best_params={p.key: p.decode(best.params[p.key]) for p in config.space} if best else None,
+        best_config=written.get("best_config"),
+        leaderboard=written["rows"],
+        search=search,
+    )
+
+
+def quiet_lightning() -> None:
+    """Trials are many: keep Lightning's per-Trainer notices (devices, seed) and Optuna's per-trial log out
+    of the way; the command prints one line per trial."""
+    import optuna
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run_workers(search, on_trial=None) -> None:
+    """The study's trials in this process, or in --workers long-lived processes sharing the CPU's threads."""
+    from trainlab.tuning.study import work
+
+    workers = search.config.workers
+    if workers == 1:
+        work(search, 0, on_trial)
+        return
+    search.threads = max(1, (os.cpu_count() or 1) // workers)
+    # fork: the workers start with Lightning already imported (a spawned one would spend seconds importing).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        futures = [pool.submit(work, search, index, on_trial) for index in range(workers)]
+        for future in futures:
+            future.result()  # a worker's error (a UserError too) is raised here
