@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] in ("-V", "--version"):
         print(f"trainlab {__version__}")
         return
+    # Lightning's own use of jsonargparse triggers deprecation notices users can do nothing about.
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     if args[0] == "report":
         from trainlab.reporting.command import report_main
 
@@ -70,8 +72,6 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] not in LIGHTNING_COMMANDS:
         fail(f"unknown command {args[0]!r}; allowed: {', '.join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])}")
 
-    # Lightning's own use of jsonargparse triggers deprecation notices users can do nothing about.
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     from trainlab.lightning_cli import run_lightning_cli
 
     try:

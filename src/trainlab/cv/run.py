@@ -150,6 +150,7 @@ def predictions_table(plan: CVPlan, results: list[dict]) -> str:
     elif plan.task == "multiclass":
         columns += [f"probability_{k}" for k in range(plan.num_classes)]
     columns += ["prediction", "target"]
+    target = float if plan.task == "regression" else int
     lines = []
     for result in results:
         p = result["predictions"]
@@ -157,7 +158,7 @@ def predictions_table(plan: CVPlan, results: list[dict]) -> str:
         for i, dataset_index in enumerate(p["dataset_index"]):
             lines.append(
                 [int(dataset_index), result["repeat"], result["fold"], *scores[i].tolist()]
-                + [p["prediction"][i].item(), p["target"][i].item()]
+                + [p["prediction"][i].item(), target(p["target"][i].item())]
             )
     if plan.task == "regression":  # scores are the predictions themselves: one column is enough
         lines = [line[:3] + line[4:] for line in lines]
