@@ -158,3 +158,81 @@ def test_two_workers_give_the_folds_one_worker_gives():
         read_csv(cv_dir("two") / "oof_predictions.csv")[0].keys()
         == read_csv(cv_dir("one") / "oof_predictions.csv")[0].keys()
     )
+
+
+def test_folds_exclude_test_leaves_the_test_split_unseen():
+    settings = dict(n_samples=200, val_fraction=0.2, test_fraction=0.25)
+    plain = SyntheticDataModule(**settings)
+    plain.setup()
+    held_out = []
+    for index in range(4):
+        data = SyntheticDataModule(**settings, folds=[Fold(4, index, 0)], folds_exclude_test=True)
+        data.setup()
+        assert not set(data.split_indices["test"]) & set(plain.split_indices["test"])
+        assert not set(data.split_indices["train"]) & set(plain.split_indices["test"])
+        held_out.extend(data.split_indices["test"])
+    outside_test = np.concatenate([plain.split_indices["train"], plain.split_indices["val"]])
+    assert sorted(held_out) == sorted(outside_test)  # the folds cover exactly what the test split is not
+
+
+def tune_yaml(name: str, body: dict) -> str:
+    import yaml
+
+    Path(f"{name}.yaml").write_text(yaml.safe_dump({"base": config("seed"), "metric": "val/loss", **body}))
+    return f"{name}.yaml"
+
+
+def test_cv_inside_tuning_scores_each_trial_by_its_mean_over_folds():
+    import optuna
+
+    body = {
+        "sampler": "tpe",
+        "n_trials": 5,
+        "cv": {"folds": 3, "seed": 2},
+        "pruner": "median",
+        "pruner_options": {"n_startup_trials": 2},
+        "overrides": {"trainer.max_epochs": 5, "model.init_args.optimizer": "sgd"},
+        "space": {"model.init_args.lr": [0.1, 1.0e-5]},
+    }
+    assert run_cli("tune", "-c", tune_yaml("cvtune", body)) == 0
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("lightning_logs/tune/cvtune/study.journal")
+    )
+    trials = optuna.load_study(study_name="cvtune", storage=storage).trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert complete
+    for trial in complete:
+        folds = sorted(Path(trial.user_attrs["run_dir"]).glob("fold_*"))
+        assert [f.name for f in folds] == ["fold_0", "fold_1", "fold_2"]
+        losses = [json.loads((f / "metrics.json").read_text())["test/loss"] for f in folds]
+        assert trial.value == pytest.approx(np.mean(losses), rel=1e-9)  # held-out folds' mean
+        assert trial.user_attrs["fold_values"] == pytest.approx(losses)
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and all(len(t.user_attrs["fold_values"]) < 3 for t in pruned)  # stopped between folds
+    assert all(t.params["model.init_args.lr"] == 1e-5 for t in pruned)
+
+
+def test_nested_cv_tunes_inside_each_outer_fold_without_seeing_it():
+    import yaml
+
+    inner = tune_yaml(
+        "inner",
+        {"sampler": "grid", "overrides": {"trainer.max_epochs": 4}, "space": {"model.init_args.lr": [0.1, 0.001]}},
+    )
+    args = ["cv", "-c", config("seed"), "--folds", "2", "--tune", inner, "--data.init_args.val_fraction", "0.25"]
+    assert run_cli(*args, "--trainer.max_epochs", "4") == 0
+    folder = cv_dir("seed")
+    summary = json.loads((folder / "cv_results.json").read_text())
+    assert len(summary["per_fold"]) == 2
+    for fold in summary["per_fold"]:
+        assert fold["chosen"]["model.init_args.lr"] in (0.1, 0.001)
+        outer = yaml.safe_load((Path(fold["run_dir"]) / "config.yaml").read_text())
+        assert outer["model"]["init_args"]["lr"] == fold["chosen"]["model.init_args.lr"]  # chosen values, retrained
+        trials = sorted((folder / "tuning" / f"fold_{fold['fold']}" / "trials").iterdir())
+        assert len(trials) == 2
+        for trial in trials:  # every trial trained inside the outer training part and never tested on the outer fold
+            saved = yaml.safe_load((trial / "config.yaml").read_text())
+            assert saved["data"]["init_args"]["folds"] == [{"k": 2, "index": fold["fold"], "seed": 0, "stratify": True}]
+            assert saved["run"]["test_after_fit"] is False and not (trial / "metrics.json").exists()
+        assert fold["metrics"]["test/accuracy"] > 0.5
+    assert sorted(int(r["dataset_index"]) for r in read_csv(folder / "oof_predictions.csv")) == list(range(1000))

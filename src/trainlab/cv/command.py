@@ -21,12 +21,17 @@ def cv_main(argv: list[str]) -> int:
     parser.add_argument("--stratify", default="auto", help="auto (classification: yes), true or false")
     parser.add_argument("--workers", type=int, default=1, help="folds run side by side in N processes")
     parser.add_argument("--name", help="the directory name under lightning_logs/cv (default: the config's)")
+    parser.add_argument("--tune", type=Path, help="nested CV: tune with this tune config inside each outer fold")
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(rest)
     if not args.config.is_file():
         raise UserError(f"-c={str(args.config)!r} is not allowed: a fit config file (YAML)")
     if args.workers < 1:
         raise UserError(f"--workers={args.workers} is not allowed: an integer >= 1")
+    if args.tune is not None:
+        from trainlab.tuning.config import load_tune_config
+
+        load_tune_config(args.tune)  # its mistakes are named before anything runs
 
     from trainlab.cv.run import plan_cv, run_folds, write_report, write_results
     from trainlab.tuning.search import quiet_lightning
@@ -35,7 +40,13 @@ def cv_main(argv: list[str]) -> int:
     plan = plan_cv(args.config, overrides, args.folds, args.repeats, args.seed, args.stratify, name=args.name)
     kind = "stratified " if plan.stratify else ""
     print(f"cv: {plan.folds} {kind}folds x {plan.repeats} repeat(s) of {args.config}; {plan.cv_dir}", flush=True)
-    results = run_folds(plan, args.workers, on_fold=print_fold)
+    if args.tune is None:
+        results = run_folds(plan, args.workers, on_fold=print_fold)
+    else:
+        from trainlab.cv.nested import run_nested
+
+        workers = args.workers if args.workers > 1 else None  # else the tune config's own
+        results = run_nested(plan, args.tune, workers, on_fold=print_fold)
     summary = write_results(plan, results)
     keys = sorted(summary["mean"])
     for key in keys:
@@ -49,7 +60,8 @@ def cv_main(argv: list[str]) -> int:
 
 def print_fold(result: dict) -> None:
     metrics = ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in sorted(result["metrics"].items()))
-    print(f"repeat {result['repeat']} fold {result['fold']}: {metrics}", flush=True)
+    chosen = f" (chosen: {result['chosen']})" if "chosen" in result else ""
+    print(f"repeat {result['repeat']} fold {result['fold']}: {metrics}{chosen}", flush=True)
 
 
 def parse_overrides(rest: list[str]) -> dict:

@@ -88,13 +88,14 @@ class HeldOutPredictions(Callback):
         }
 
 
-def run_fold(plan: CVPlan, repeat: int, index: int) -> dict:
+def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -> dict:
+    """Fit one fold (with `extra` overrides on top: nested CV's chosen values) and test it on its held-out part."""
     from trainlab.api import fit
 
     if plan.threads:
         torch.set_num_threads(plan.threads)
     held_out = HeldOutPredictions()
-    result = fit(plan.base, callbacks=[held_out], **plan.fold_overrides(repeat, index))
+    result = fit(plan.base, callbacks=[held_out], **{**plan.fold_overrides(repeat, index), **(extra or {})})
     return {
         "repeat": repeat,
         "fold": index,
@@ -180,7 +181,10 @@ def aggregate(plan: CVPlan, results: list[dict]) -> dict:
         "repeats": plan.repeats,
         "seed": plan.seed,
         "stratified": plan.stratify,
-        "per_fold": [{k: r[k] for k in ("repeat", "fold", "run_dir", "metrics")} for r in results],
+        "per_fold": [
+            {k: r[k] for k in ("repeat", "fold", "run_dir", "metrics", "chosen", "inner_best") if k in r}
+            for r in results
+        ],
         "mean": {key: value[0] for key, value in summary.items()},
         "std": {key: value[1] for key, value in summary.items()},
         "oof": [

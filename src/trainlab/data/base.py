@@ -41,6 +41,8 @@ class TabularDataModule(pl.LightningDataModule):
     `test_fraction` is not used; `val_fraction` is then the share of the training folds carved out for
     validation (early stopping and checkpoints), so the held-out fold never steers training. Several
     folds nest: each keeps the previous one's training part and cuts it again (nested CV).
+    `folds_exclude_test` first sets the usual test split aside (the same samples as without folds) and
+    folds the rest, so that cross-validation inside tuning never sees the test split.
 
     Batches are sliced straight out of in-memory tensors (see batching.py). `batches_per_step`
     mini-batches go to each training_step call, which takes one optimizer step per mini-batch: fewer
@@ -64,6 +66,7 @@ class TabularDataModule(pl.LightningDataModule):
         batches_per_step: int = 32,
         on_device: bool = False,
         folds: list[Fold] | None = None,
+        folds_exclude_test: bool = False,
     ):
         super().__init__()
         k = self.key
@@ -99,6 +102,7 @@ class TabularDataModule(pl.LightningDataModule):
         self.batches_per_step = batches_per_step
         self.on_device = on_device
         self.folds = [Fold(**f) if isinstance(f, dict) else f for f in folds or []]
+        self.folds_exclude_test = folds_exclude_test
         for fold in self.folds:
             require(fold.k >= 2, f"{k}.folds", fold, "k >= 2 folds")
             require(0 <= fold.index < fold.k, f"{k}.folds", fold, f"index from 0 to k - 1 = {fold.k - 1}")
@@ -154,14 +158,14 @@ class TabularDataModule(pl.LightningDataModule):
             return y[idx] if self.stratify and self.task != "regression" else None
 
         if self.folds:
+            if self.folds_exclude_test:
+                indices = self._split_off_test(indices, stratify)[0]
             for fold in self.folds:
                 indices, test = fold_split(indices, y, self.task, fold, f"{self.key}.folds")
             rest, val_share = indices, self.val_fraction  # of the training folds
         try:
             if not self.folds:
-                rest, test = train_test_split(
-                    indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
-                )
+                rest, test = self._split_off_test(indices, stratify)
                 val_share = self.val_fraction / (1 - self.test_fraction)
             if self.val_fraction == 0:
                 return rest, np.array([], dtype=indices.dtype), test
@@ -174,6 +178,12 @@ class TabularDataModule(pl.LightningDataModule):
                 f"{error}"
             ) from None
         return train, val, test
+
+    def _split_off_test(self, indices: np.ndarray, stratify):
+        """(the rest, the test split): test_fraction of all samples, held out first."""
+        return train_test_split(
+            indices, test_size=self.test_fraction, random_state=self.seed, stratify=stratify(indices)
+        )
 
     @property
     def validation_split(self) -> Split:

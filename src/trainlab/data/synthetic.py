@@ -51,7 +51,8 @@ class SyntheticDataModule(TabularDataModule):
         factor: inner-to-outer circle scale (circles).
         cluster_std: cluster spread (blobs).
         seed: seeds the generator, the splits and the shuffling.
-        folds: cross-validation folds (set by `trainlab cv`); see TabularDataModule.
+        folds, folds_exclude_test: cross-validation folds (set by `trainlab cv` and by tuning with cv);
+            see TabularDataModule.
         The other arguments (batch sizes, split fractions, scaling, batches_per_step, on_device) are
         TabularDataModule's.
     """
@@ -82,6 +83,7 @@ class SyntheticDataModule(TabularDataModule):
         batches_per_step: int = 32,
         on_device: bool = False,
         folds: list[Fold] | None = None,
+        folds_exclude_test: bool = False,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -95,6 +97,7 @@ class SyntheticDataModule(TabularDataModule):
             batches_per_step=batches_per_step,
             on_device=on_device,
             folds=folds,
+            folds_exclude_test=folds_exclude_test,
         )
         self.save_hyperparameters()
         self.keep_hparams_plain()

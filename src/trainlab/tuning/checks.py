@@ -19,11 +19,11 @@ def check_search(config: TuneConfig) -> Search:
     allowed = [m for m in cli.model.monitorable() if m.startswith("val/")]
     require(metric in allowed, "metric", metric, f"a validation metric of this task: {', '.join(allowed)}")
     require(
-        cli.datamodule.validation_split == "val",
+        cli.datamodule.validation_split == "val" or config.cv is not None,
         "overrides",
         config.overrides,
         "a validation split to choose on: set data.init_args.val_fraction > 0 (the base config has none, "
-        "and tuning on the test split would leak it into the choice)",
+        "and tuning on the test split would leak it into the choice), or cross-validate (cv: {folds: K})",
     )
     require(
         cli.trainer.world_size == 1,
@@ -35,4 +35,12 @@ def check_search(config: TuneConfig) -> Search:
     for param in config.space:
         for value in param.extremes():
             build_config(config.base, fit_overrides(config, metric, {param.key: value}), f"space.{param.key}={value!r}")
-    return Search(config=config, metric=metric, direction=direction, max_epochs=cli.trainer.max_epochs)
+    if config.cv is not None:
+        from trainlab.data.folds import check_folds
+
+        y = cli.datamodule.load_arrays()[1]
+        task = cli.datamodule.task
+        check_folds(y, task, config.cv["folds"], task != "regression", "cv.folds")
+    search = Search(config=config, metric=metric, direction=direction, max_epochs=cli.trainer.max_epochs)
+    search.task = cli.datamodule.task
+    return search

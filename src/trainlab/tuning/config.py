@@ -14,6 +14,7 @@
     output_dir: lightning_logs/tune     # the study directory is output_dir/name
     name: null                          # the study's name; default: this file's name
     overrides: {trainer.max_epochs: 50} # fixed for every trial
+    cv: null                            # {folds: K, seed: 0}: a trial's value is its mean over K folds
     space:
       model.init_args.lr: {low: 1.0e-4, high: 0.1, log: true}   # a float range
       data.init_args.batch_size: {low: 16, high: 128, step: 16}  # an int range (low and high are ints)
@@ -97,6 +98,7 @@ class TuneConfig:
     storage: str | None = None
     output_dir: Path = Path("lightning_logs/tune")
     overrides: dict[str, Any] = field(default_factory=dict)
+    cv: dict | None = None  # {folds: K, seed: S}
 
     @property
     def study_dir(self) -> Path:
@@ -110,14 +112,13 @@ class TuneConfig:
 
     def space_signature(self) -> str:
         """The search as a string: a study re-run with a different one is refused."""
-        return json.dumps(
-            {"sampler": self.sampler, "space": [vars(p) for p in self.space]}, sort_keys=True, default=list
-        )
+        search = {"sampler": self.sampler, "space": [vars(p) for p in self.space], "cv": self.cv}
+        return json.dumps(search, sort_keys=True, default=list)
 
 
 KNOWN_KEYS = {
     "base", "space", "name", "metric", "mode", "sampler", "seed", "n_trials", "timeout", "pruner",
-    "pruner_options", "workers", "storage", "output_dir", "overrides",
+    "pruner_options", "workers", "storage", "output_dir", "overrides", "cv",
 }  # fmt: skip
 
 
@@ -157,6 +158,7 @@ def load_tune_config(path: str | Path, **settings) -> TuneConfig:
         storage=raw.get("storage"),
         output_dir=Path(raw.get("output_dir", "lightning_logs/tune")),
         overrides=raw.get("overrides") or {},
+        cv=raw.get("cv"),
     )
     _check(config)
     if config.sampler == "grid":  # a grid is a list of choices per key; ranges become their steps
@@ -187,6 +189,14 @@ def _check(config: TuneConfig) -> None:
     require(isinstance(config.overrides, dict), "overrides", config.overrides, "a mapping from dotted keys to values")
     require(config.storage is None or isinstance(config.storage, str), "storage", config.storage, "a storage URL")
     require("/" not in config.name and config.name not in ("", ".", ".."), "name", config.name, "a name without /")
+    if config.cv is not None:
+        require(isinstance(config.cv, dict), "cv", config.cv, "{folds: K, seed: S} or null")
+        for key in config.cv:
+            if key not in ("folds", "seed"):
+                raise UserError(f"cv: unknown key {key!r}; allowed: folds, seed")
+        folds, seed = config.cv.get("folds"), config.cv.setdefault("seed", 0)
+        require(_is_int(folds) and folds >= 2, "cv.folds", folds, "an integer >= 2")
+        require(_is_int(seed), "cv.seed", seed, "an integer")
     if config.sampler == "grid":
         for p in config.space:
             require(

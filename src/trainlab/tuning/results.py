@@ -73,9 +73,15 @@ def best_config(search: Search, best) -> str:
     params = {p.key: p.decode(best.params[p.key]) for p in search.config.space}
     for key, value in fit_overrides(search.config, search.metric, params).items():
         _set_dotted(config, key, value)
+    if search.config.cv:
+        value = f"{search.metric} = {best.value:.6g}, the mean over {search.config.cv['folds']} folds' held-out parts"
+        again = "trains it once on the config's own split (same seed)"
+    else:
+        value = f"{search.metric} = {best.value:.6g}"
+        again = "trains it again and reaches the same value (same seed)"
     header = (
-        f"# The best trial ({best.number}) of study {search.config.name!r}: {search.metric} = {best.value:.6g}.\n"
-        f"# Its base: {search.config.base}. `trainlab fit -c best_config.yaml` trains it again (same seed).\n"
+        f"# The best trial ({best.number}) of study {search.config.name!r}: {value}.\n"
+        f"# Its base: {search.config.base}. `trainlab fit -c best_config.yaml` {again}.\n"
     )
     return header + yaml.safe_dump(config, sort_keys=False)
 

@@ -37,6 +37,7 @@ class Search:
     metric: str
     direction: str  # minimize or maximize
     max_epochs: int
+    task: str = "binary"
     deadline: float | None = None  # time.time() after which no trial starts
     threads: int | None = None  # torch threads per worker
 
@@ -98,21 +99,22 @@ def open_study(search: Search, storage, worker: int = 0):
         storage=storage,
         direction=search.direction,
         sampler=sampler,
-        pruner=make_pruner(config, search.max_epochs),
+        pruner=make_pruner(config, config.cv["folds"] if config.cv else search.max_epochs),
         load_if_exists=True,
     )
     return study
 
 
-def make_pruner(config: TuneConfig, max_epochs: int):
+def make_pruner(config: TuneConfig, resource: int):
+    """The pruner; `resource` is how many steps a trial reports: epochs, or folds with cv."""
     import optuna
 
     defaults = {
         "none": (optuna.pruners.NopPruner, {}),
-        "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 3, "n_warmup_steps": 5}),
+        "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 3, "n_warmup_steps": 0 if config.cv else 5}),
         "hyperband": (
             optuna.pruners.HyperbandPruner,
-            {"min_resource": 1, "max_resource": max_epochs if max_epochs > 0 else "auto"},
+            {"min_resource": 1, "max_resource": resource if resource > 0 else "auto"},
         ),
     }
     kind, options = defaults[config.pruner]
@@ -209,8 +211,6 @@ def work(search: Search, worker: int = 0, on_trial=None) -> None:
 def objective(trial, search: Search) -> float:
     import optuna
 
-    from trainlab.api import fit
-
     config = search.config
     trial.set_user_attr("host", HOST)
     trial.set_user_attr("pid", os.getpid())
@@ -225,39 +225,92 @@ def objective(trial, search: Search) -> float:
         params[p.key] = p.decode(held)
     run_dir = trial_dir(config, trial.number)
     trial.set_user_attr("run_dir", str(run_dir))
-    logger_keys = {
-        "trainer.logger.init_args.save_dir": str(config.study_dir),
-        "trainer.logger.init_args.name": run_dir.parent.name,
-        "trainer.logger.init_args.version": run_dir.name,
-    }
-    recorder = TrialRecorder(search.metric, search.direction, trial.params)
-    callbacks = [recorder]
-    if config.pruner != "none":
-        from optuna_integration import PyTorchLightningPruningCallback
-
-        callbacks.append(PyTorchLightningPruningCallback(trial, search.metric))
+    overrides = {**QUIET, **fit_overrides(config, search.metric, params)}
     started = time.perf_counter()
     try:
-        overrides = {**QUIET, **fit_overrides(config, search.metric, params), **logger_keys}
-        result = fit(config.base, callbacks=callbacks, **overrides)
+        if config.cv:
+            return _cross_validated(trial, search, overrides, run_dir)
+        return _fitted(trial, search, overrides, run_dir)
     except TrainingFailed as failure:  # a diverged trial is a bad setting, not a broken study
         trial.set_user_attr("stopped", f"diverged: {failure}")
         raise optuna.TrialPruned(str(failure)) from None
     finally:
-        trial.set_user_attr("epochs", recorder.epochs)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+
+
+def _logger_keys(save_dir: Path, name: str, version: str) -> dict:
+    return {
+        "trainer.logger.init_args.save_dir": str(save_dir),
+        "trainer.logger.init_args.name": name,
+        "trainer.logger.init_args.version": version,
+    }
+
+
+def _fitted(trial, search: Search, overrides: dict, run_dir: Path) -> float:
+    """One fit; its value is the best `metric` over its epochs; pruning looks at every epoch."""
+    from trainlab.api import fit
+
+    recorder = TrialRecorder(search.metric, search.direction, trial.params)
+    callbacks = [recorder]
+    if search.config.pruner != "none":
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        callbacks.append(PyTorchLightningPruningCallback(trial, search.metric))
+    try:
+        result = fit(search.config.base, callbacks=callbacks, **overrides, **_logger_keys(*_parts(run_dir)))
+    finally:
+        trial.set_user_attr("epochs", recorder.epochs)
     if recorder.best is None:
         raise UserError(f"metric {search.metric!r} was never logged in trial {trial.number}; is it validated?")
     trial.set_user_attr("test_metrics", {k: v for k, v in result.metrics.items() if k.startswith("test/")})
     return recorder.best
 
 
+def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> float:
+    """One fit per fold; each fold's value is `metric` measured on its held-out fold (the fold run's test
+    split), the trial's value their mean; pruning looks after every fold. The config's test split is set
+    aside first and never seen (in nested CV, the outer folds do that instead)."""
+    import optuna
+
+    from trainlab.api import fit
+
+    folds, seed = search.config.cv["folds"], search.config.cv["seed"]
+    outer = list(overrides.get("data.init_args.folds") or [])
+    scored = "test/" + search.metric.split("/", 1)[1]
+    values, epochs = [], 0
+    for index in range(folds):
+        fold = {"k": folds, "index": index, "seed": seed, "stratify": search.task != "regression"}
+        fold_keys = {
+            "data.init_args.folds": [*outer, fold],
+            "data.init_args.folds_exclude_test": not outer,
+            "run.test_after_fit": True,
+        }
+        recorder = TrialRecorder(search.metric, search.direction, trial.params, log=False)
+        logger_keys = _logger_keys(run_dir.parent, run_dir.name, f"fold_{index}")
+        try:
+            result = fit(search.config.base, callbacks=[recorder], **overrides, **fold_keys, **logger_keys)
+        finally:
+            epochs += recorder.epochs
+            trial.set_user_attr("epochs", epochs)
+        values.append(result.metrics[scored])
+        trial.set_user_attr("fold_values", values)
+        trial.report(sum(values) / len(values), step=index)
+        if index < folds - 1 and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after fold {index}")
+    return sum(values) / len(values)
+
+
+def _parts(run_dir: Path) -> tuple[Path, str, str]:
+    """(save_dir, name, version) of a trial's run directory <study>/trials/trial_NNNN."""
+    return run_dir.parent.parent, run_dir.parent.name, run_dir.name
+
+
 class TrialRecorder(Callback):
     """Follows the tuned metric epoch by epoch (its best is the trial's value) and logs the trial's values
     with it as TensorBoard hyperparameters, so the HParams view compares trials."""
 
-    def __init__(self, metric: str, direction: str, params: dict):
-        self.metric, self.direction, self.params = metric, direction, params
+    def __init__(self, metric: str, direction: str, params: dict, log: bool = True):
+        self.metric, self.direction, self.params, self.log = metric, direction, params, log
         self.best: float | None = None
         self.epochs = 0
 
@@ -277,5 +330,5 @@ class TrialRecorder(Callback):
         self._log_hparams(trainer)  # pruned trials take their place in the HParams view too
 
     def _log_hparams(self, trainer) -> None:
-        if trainer.is_global_zero and trainer.logger is not None and self.best is not None:
+        if self.log and trainer.is_global_zero and trainer.logger is not None and self.best is not None:
             trainer.logger.log_hyperparams(self.params, {f"tuned/{self.metric}": self.best})
