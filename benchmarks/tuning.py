@@ -36,6 +36,7 @@ SPACE = {
     "model.init_args.hidden_dims": [[32], [64, 32], [128, 64]],
     "model.init_args.dropout": [0.0, 0.2, 0.4],
 }
+PRUNER = {"min_resource": 3}  # no verdict before 3 epochs: the first epochs' losses say little
 OVERRIDES = {"trainer.max_epochs": 40, "run.early_stopping": None, "run.test_after_fit": False}
 
 
@@ -61,7 +62,9 @@ def search_part(folder: Path, seeds: int, n_trials: int) -> dict:
     result = {"grid": {"trials": len(grid.trials), "epochs": epochs(grid), "best": grid.best_value}, "tpe": []}
     print(f"grid: {len(grid.trials)} trials, {epochs(grid)} epochs, best val/loss {grid.best_value:.4f}", flush=True)
     for seed in range(seeds):
-        tpe = run_study(folder, f"tpe{seed}", sampler="tpe", pruner="hyperband", seed=seed, n_trials=n_trials)
+        tpe = run_study(
+            folder, f"tpe{seed}", sampler="tpe", pruner="hyperband", pruner_options=PRUNER, seed=seed, n_trials=n_trials
+        )
         row = {
             "seed": seed,
             "trials": len(tpe.trials),
@@ -137,7 +140,7 @@ def markdown(results) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="TPE studies (one per seed)")
-    parser.add_argument("--tpe_trials", type=int, default=24)
+    parser.add_argument("--tpe_trials", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the 1- vs 2-worker comparison")
     parser.add_argument("--worker_trials", type=int, default=12)
     parser.add_argument("--out", type=Path, default=HERE / "results")
