@@ -121,8 +121,16 @@ def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunR
     if command == "predict":
         with open(run_dir / "predictions.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        result.predictions = {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+        result.predictions = {key: _column([row[key] for row in rows]) for key in rows[0]}
     return result
+
+
+def _column(values: list[str]) -> np.ndarray:
+    """A predictions.csv column as numbers (NaN where empty), or as text when it holds labels."""
+    try:
+        return np.array([float(v) if v != "" else np.nan for v in values])
+    except ValueError:
+        return np.array(values, dtype=object)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config h
 
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,8 @@ def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> Trainl
 
     callbacks are added to the Trainer's; with run=False, args hold no command and nothing is run
     (the config is parsed and its classes are built, which checks it)."""
+    # Lightning's own use of jsonargparse triggers deprecation notices users can do nothing about.
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     # In-memory tensors need no loader workers; the warning that says otherwise is noise here.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # We always pass args explicitly (the CLI, the tests and the API share this path).

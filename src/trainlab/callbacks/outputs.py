@@ -61,16 +61,24 @@ class PredictionsWriter(BasePredictionWriter):
         rows = {key: value[order] for key, value in rows.items()}
         columns = {"index": rows["index"].tolist()}
         datamodule = trainer.datamodule
-        if datamodule is not None and hasattr(datamodule, "split_indices"):
-            columns["dataset_index"] = datamodule.split_indices[datamodule.predict_split][rows["index"]].tolist()
+        if datamodule is not None and hasattr(datamodule, "predict_rows"):
+            columns["dataset_index"] = datamodule.predict_rows[rows["index"].numpy()].tolist()
+        label = datamodule.labels if datamodule is not None and hasattr(datamodule, "labels") else list
         scores = rows["scores"]
         if pl_module.task == "binary":
             columns["probability"] = scores.tolist()
         elif pl_module.task == "multiclass":
             for k in range(scores.shape[1]):
                 columns[f"probability_{k}"] = scores[:, k].tolist()
-        columns["prediction"] = rows["prediction"].tolist()
-        columns["target"] = rows["target"].to(rows["prediction"].dtype).tolist()
+        target = rows["target"]
+        if pl_module.task == "regression":
+            columns["prediction"] = rows["prediction"].tolist()
+            columns["target"] = ["" if t != t else t for t in target.tolist()]  # NaN: not given
+        else:  # classes as the data names them; a target the new data does not give (-1) stays empty
+            columns["prediction"] = label(rows["prediction"].long().tolist())
+            known = target.long().tolist()
+            names = label([max(t, 0) for t in known])
+            columns["target"] = [name if t >= 0 else "" for name, t in zip(names, known, strict=True)]
 
         buffer = io.StringIO()
         writer = csv.writer(buffer)

@@ -80,12 +80,16 @@ class HeldOutPredictions(Callback):
         with torch.inference_mode():
             scores = tasks.metric_inputs(pl_module.task, pl_module(X.to(pl_module.device))).cpu()
         pl_module.train(was_training)
+        prediction = tasks.predicted_labels(pl_module.task, scores).numpy()
         self.rows = {
             "dataset_index": data.split_indices["test"],
             "scores": scores.numpy(),
-            "prediction": tasks.predicted_labels(pl_module.task, scores).numpy(),
+            "prediction": prediction,
             "target": y.numpy(),
         }
+        if pl_module.task != "regression":  # the data's own labels (a file's text classes), for the table
+            self.rows["prediction_label"] = data.labels(prediction.astype(int).tolist())
+            self.rows["target_label"] = data.labels(y.numpy().astype(int).tolist())
 
 
 def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -> dict:
@@ -151,7 +155,6 @@ def predictions_table(plan: CVPlan, results: list[dict]) -> str:
     elif plan.task == "multiclass":
         columns += [f"probability_{k}" for k in range(plan.num_classes)]
     columns += ["prediction", "target"]
-    target = float if plan.task == "regression" else int
     lines = []
     for result in results:
         p = result["predictions"]
@@ -159,7 +162,11 @@ def predictions_table(plan: CVPlan, results: list[dict]) -> str:
         for i, dataset_index in enumerate(p["dataset_index"]):
             lines.append(
                 [int(dataset_index), result["repeat"], result["fold"], *scores[i].tolist()]
-                + [p["prediction"][i].item(), target(p["target"][i].item())]
+                + (
+                    [p["prediction_label"][i], p["target_label"][i]]
+                    if "target_label" in p
+                    else [p["prediction"][i].item(), p["target"][i].item()]
+                )
             )
     if plan.task == "regression":  # scores are the predictions themselves: one column is enough
         lines = [line[:3] + line[4:] for line in lines]

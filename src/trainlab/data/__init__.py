@@ -1,4 +1,5 @@
 from trainlab.data.base import TabularDataModule
+from trainlab.data.files import BundledDataModule, FileDataModule
 from trainlab.data.synthetic import SyntheticDataModule
 
-__all__ = ["SyntheticDataModule", "TabularDataModule"]
+__all__ = ["BundledDataModule", "FileDataModule", "SyntheticDataModule", "TabularDataModule"]

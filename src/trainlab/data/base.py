@@ -138,20 +138,57 @@ class TabularDataModule(pl.LightningDataModule):
         if self.splits:  # idempotent: the data is made once per module
             return
         assert self.task in TASKS
-        X, y = self.load_arrays()
+        raw, y = self.load_arrays()
         indices = np.arange(len(y))
         train_idx, val_idx, test_idx = self._split(indices, y)
         self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
 
-        X = X.astype(np.float32, copy=False)
-        if self.scale:
+        X = self.encode_features(raw, train_idx)
+        if self.scale and self.scaler is None:  # (a checkpoint's scaler, when restored, is kept)
             self.scaler = StandardScaler().fit(X[train_idx])  # training split only
-            standardise_in_place(X, self.scaler)
+            self.scaler.mean_[self.unscaled_columns] = 0.0
+            self.scaler.scale_[self.unscaled_columns] = 1.0
+        self.apply_scaler(X)
         y_tensor = torch.from_numpy(y.astype(np.int64 if self.task == "multiclass" else np.float32))
         X_tensor = torch.from_numpy(X)
         for name, idx in self.split_indices.items():
             rows = torch.from_numpy(idx)
             self.splits[name] = (X_tensor[rows], y_tensor[rows])
+
+    def encode_features(self, raw, train_idx: np.ndarray) -> np.ndarray:
+        """The float32 feature matrix of all samples; a subclass may fit encoders on `train_idx` here."""
+        return raw.astype(np.float32, copy=False)
+
+    @property
+    def unscaled_columns(self) -> list[int]:
+        """Columns the scaler leaves alone (one-hot columns, for instance)."""
+        return []
+
+    def apply_scaler(self, X: np.ndarray) -> None:
+        if self.scaler is not None:
+            standardise_in_place(X, self.scaler)
+
+    def labels(self, classes) -> list:
+        """Class indices as the data's own labels (the same numbers here; a file's text labels there)."""
+        return list(classes)
+
+    # --- checkpoints carry the preprocessing, so that predictions on new data match training -----
+    def state_dict(self) -> dict:
+        if self.scaler is None:
+            return {}
+        return {"scaler_mean": self.scaler.mean_.tolist(), "scaler_scale": self.scaler.scale_.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "scaler_mean" not in state:
+            return
+        saved = (np.asarray(state["scaler_mean"]), np.asarray(state["scaler_scale"]))
+        current = (self.scaler.mean_, self.scaler.scale_) if self.scaler is not None else None
+        if current is None or not all(np.array_equal(a, b) for a, b in zip(saved, current, strict=True)):
+            self.scaler = StandardScaler()
+            self.scaler.mean_, self.scaler.scale_ = saved
+            self.scaler.var_, self.scaler.n_features_in_ = saved[1] ** 2, len(saved[0])
+            self.splits = {}
+            self.setup()  # again, scaled with the checkpoint's statistics
 
     def _split(self, indices: np.ndarray, y: np.ndarray):
         def stratify(idx):
@@ -198,6 +235,8 @@ class TabularDataModule(pl.LightningDataModule):
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def _tensors(self, name: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.splits:  # dropped by load_state_dict, to be rebuilt with a checkpoint's statistics
+            self.setup()
         X, y = self.splits[name]
         device = self._device()
         if self.on_device and X.device != device:
@@ -221,11 +260,9 @@ class TabularDataModule(pl.LightningDataModule):
             pin_memory=self._pin(),
         )
 
-    def _eval_loader(self, name: Split, with_index: bool = False):
+    def _eval_loader(self, name: Split):
         # Every rank evaluates the whole split: metrics and predictions then need no resharding.
-        X, y = self._tensors(name)
-        tensors = (X, y, torch.arange(len(y), device=y.device)) if with_index else (X, y)
-        return TensorBatches(*tensors, batch_size=self.eval_batch_size, pin_memory=self._pin())
+        return TensorBatches(*self._tensors(name), batch_size=self.eval_batch_size, pin_memory=self._pin())
 
     def val_dataloader(self):
         return self._eval_loader(self.validation_split)
@@ -233,6 +270,13 @@ class TabularDataModule(pl.LightningDataModule):
     def test_dataloader(self):
         return self._eval_loader("test")
 
+    def predict_tensors(self):
+        """(features, targets, each sample's row in the whole dataset) of what `predict` predicts."""
+        X, y = self._tensors(self.predict_split)
+        return X, y, self.split_indices[self.predict_split]
+
     def predict_dataloader(self):
-        # Batches carry each sample's index in its split, so predictions can be written in order.
-        return self._eval_loader(self.predict_split, with_index=True)
+        # Batches carry each sample's position, so predictions can be written in order.
+        X, y, self.predict_rows = self.predict_tensors()
+        index = torch.arange(len(y), device=y.device)
+        return TensorBatches(X, y, index, batch_size=self.eval_batch_size, pin_memory=self._pin())

@@ -28,7 +28,6 @@ class TuneResult:
 
 def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     """Check the config, create or resume the study, run its trials, write its results."""
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     from trainlab.tuning.checks import check_search
     from trainlab.tuning.results import write_results
     from trainlab.tuning.study import open_storage, prepare_study

@@ -1,0 +1,222 @@
+"""Your own data: CSV and Parquet files, and scikit-learn's bundled datasets."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+import trainlab
+from conftest import QUIET, REPO, config, run_cli, run_dirs
+from trainlab.data import BundledDataModule, FileDataModule
+
+COLUMNS = ["x1", "x2", "colour", "label"]
+
+
+def write_csv(path: str, n: int = 300, seed: int = 0, target: bool = True, colours=("red", "green", "blue")):
+    """x1 (with gaps), x2, colour (text) and label (yes/no, from the others)."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    colour = rng.choice(colours, size=n)
+    label = np.where(x1 + 0.5 * x2 + (colour == "red") > 0.5, "yes", "no")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS if target else COLUMNS[:-1])
+        for i in range(n):
+            row = ["" if i % 25 == 3 else f"{x1[i]:.5f}", f"{x2[i]:.5f}", colour[i]]
+            writer.writerow(row + [label[i]] if target else row)
+    return path
+
+
+def csv_config(path: str = "train.csv", **data) -> dict:
+    return {
+        "seed_everything": 1,
+        "trainer": {
+            "max_epochs": 15,
+            "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"name": "csv"}},
+        },
+        "model": {"class_path": "trainlab.models.MLPModule", "init_args": {"hidden_dims": [16], "lr": 0.01}},
+        "data": {"class_path": "trainlab.data.FileDataModule", "init_args": {"path": path, "target": "label", **data}},
+    }
+
+
+def test_preprocessing_is_fitted_on_the_training_split_only():
+    write_csv("train.csv")
+    data = FileDataModule("train.csv", "label")
+    data.setup()
+    train = data.split_indices["train"]
+    raw = np.genfromtxt("train.csv", delimiter=",", skip_header=1, usecols=(0, 1))
+    enc = data.encoder
+    assert enc.numeric == ["x1", "x2"] and enc.categorical == ["colour"]
+    assert enc.medians["x1"] == pytest.approx(np.nanmedian(raw[train, 0]))
+    assert enc.levels["colour"] == ["blue", "green", "red"]
+    imputed = np.where(np.isnan(raw[train, 0]), np.nanmedian(raw[train, 0]), raw[train, 0])
+    assert data.scaler.mean_[0] == pytest.approx(imputed.astype(np.float32).mean(), rel=1e-5)
+    assert data.scaler.mean_[1] == pytest.approx(raw[train, 1].astype(np.float32).mean(), rel=1e-5)
+    assert list(data.scaler.mean_[2:]) == [0, 0, 0] and list(data.scaler.scale_[2:]) == [1, 1, 1]  # one-hot kept
+    X = data.splits["train"][0].numpy()
+    assert set(np.unique(X[:, 2:])) == {0.0, 1.0} and (X[:, 2:].sum(axis=1) == 1).all()
+    assert abs(X[:, 0].mean()) < 1e-5 and abs(X[:, 1].std() - 1) < 1e-2
+    assert data.task == "binary" and data.class_labels == ["no", "yes"]
+
+
+def test_a_category_seen_only_outside_training_is_no_level():
+    write_csv("train.csv", n=200)
+    rows = list(csv.reader(open("train.csv")))
+    data = FileDataModule("train.csv", "label", seed=3)
+    data.setup()
+    test_row = int(data.split_indices["test"][0]) + 1  # +1: the header
+    rows[test_row][2] = "purple"
+    with open("train.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    data = FileDataModule("train.csv", "label", seed=3)
+    data.setup()
+    assert "purple" not in data.encoder.levels["colour"]
+    row = np.where(data.split_indices["test"] == test_row - 1)[0][0]
+    assert (data.splits["test"][0][row, 2:] == 0).all()  # unseen: all zeros
+
+
+@pytest.mark.slow
+def test_csv_round_trip_through_a_checkpoint_and_a_new_file_in_a_fresh_process():
+    write_csv("train.csv")
+    write_csv("new.csv", n=40, seed=9, target=False, colours=("red", "green", "purple"))
+    result = trainlab.fit(csv_config(), trainer__enable_progress_bar=False, run__report=False)
+    assert result.metrics["test/auroc"] > 0.9
+    # The training file changes after the fit: predictions must use the statistics saved in the checkpoint.
+    write_csv("train.csv", seed=5)
+    Path("config.yaml").write_text(yaml.safe_dump(csv_config()))
+    command = [
+        sys.executable,
+        "-m",
+        "trainlab",
+        "predict",
+        "-c",
+        "config.yaml",
+        "--ckpt_path",
+        str(result.last_checkpoint),
+    ]
+    command += ["--data.init_args.predict_path", "new.csv", *QUIET]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(run_dirs("csv")[-1] / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["dataset_index"]) for r in rows] == list(range(40))  # one per input row, in order
+    assert {r["prediction"] for r in rows} <= {"yes", "no"} and all(r["target"] == "" for r in rows)
+    probability = np.array([float(r["probability"]) for r in rows])
+    assert [r["prediction"] for r in rows] == ["yes" if p > 0.5 else "no" for p in probability]
+    # The same predictions from this process, with the checkpoint's own statistics:
+    module = trainlab.models.MLPModule.load_from_checkpoint(result.last_checkpoint)
+    from trainlab.data.table import Encoder, read_table
+
+    state = __import__("torch").load(result.last_checkpoint, weights_only=True)["FileDataModule"]
+    X = Encoder.from_state(state["encoder"], impute=True).transform(read_table("new.csv"), "new.csv")
+    X = (X - np.array(state["scaler_mean"])) / np.array(state["scaler_scale"])
+    import torch
+
+    with torch.no_grad():
+        expected = torch.sigmoid(module(torch.tensor(X, dtype=torch.float32))).squeeze(-1).numpy()
+    np.testing.assert_allclose(probability, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_parquet_files_train_and_cross_validate():
+    write_csv("train.csv")
+    table = pa_csv.read_csv("train.csv")
+    pq.write_table(table, "train.parquet")
+    result = trainlab.fit(csv_config("train.parquet"), trainer__enable_progress_bar=False, run__report=False)
+    assert result.metrics["test/accuracy"] > 0.8
+    Path("parquet.yaml").write_text(yaml.safe_dump(csv_config("train.parquet")))
+    assert run_cli("cv", "-c", "parquet.yaml", "--folds", "3", "--trainer.max_epochs", "3", *QUIET) == 0
+    summary = json.loads(Path("lightning_logs/cv/parquet/version_0/cv_results.json").read_text())
+    assert len(summary["per_fold"]) == 3
+    with open("lightning_logs/cv/parquet/version_0/oof_predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["dataset_index"]) for r in rows) == list(range(300))
+    assert {r["target"] for r in rows} == {"yes", "no"}  # the file's own labels
+
+
+def write_rows(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+BAD_FILES = {
+    "missing file": (lambda: "nowhere.csv", {}, "nowhere.csv: no such file"),
+    "empty file": (lambda: (Path("empty.csv").write_text(""), "empty.csv")[1], {}, "empty.csv: the file is empty"),
+    "header only": (lambda: write_rows("head.csv", COLUMNS, []), {}, "head.csv: the file has a header but no rows"),
+    "no target column": (lambda: write_csv("t.csv"), {"target": "churn"}, "no target column 'churn'"),
+    "not a number": (
+        lambda: write_rows("nan.csv", ["x1", "label"], [[str(i), i % 2] for i in range(40)] + [["abc", 1]]),
+        {},
+        "column 'x1', row 41: 'abc' is not a number",
+    ),
+    "missing value refused": (lambda: write_csv("gap.csv"), {"missing": "error"}, "column 'x1', row 4: missing value"),
+    "single class": (
+        lambda: write_rows("one.csv", ["x1", "label"], [[i, "yes"] for i in range(30)]),
+        {},
+        "has a single class ('yes')",
+    ),
+    "too many classes": (
+        lambda: write_rows("many.csv", ["x1", "label"], [[i, f"c{i % 30}"] for i in range(300)]),
+        {},
+        "has 30 classes; allowed: at most data.init_args.max_classes = 20",
+    ),
+    "binary with three classes": (
+        lambda: write_csv("three.csv", colours=("a", "b", "c")),
+        {"target": "colour", "task": "binary"},
+        "has 3 classes; task binary needs exactly 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_data_files_get_one_line_naming_file_column_or_row(case, capsys):
+    make, data, named = BAD_FILES[case]
+    path = make()
+    Path("bad.yaml").write_text(yaml.safe_dump(csv_config(str(path), **data)))
+    assert run_cli("fit", "-c", "bad.yaml", *QUIET) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trainlab: error:") and "\n" not in err and "Traceback" not in err
+    assert named in err
+    assert not Path("lightning_logs").exists()
+
+
+def test_a_feature_column_absent_at_predict_time(capsys):
+    write_csv("train.csv")
+    result = trainlab.fit(csv_config(), trainer__enable_progress_bar=False, run__report=False, trainer__max_epochs=2)
+    write_rows("partial.csv", ["x1", "colour"], [[0.1, "red"]])
+    Path("config.yaml").write_text(yaml.safe_dump(csv_config()))
+    args = ["predict", "-c", "config.yaml", "--ckpt_path", result.last_checkpoint, "--data.init_args.predict_path"]
+    assert run_cli(*args, "partial.csv", *QUIET) == 2
+    assert "partial.csv: no column 'x2', which the model was trained on" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "metric", "floor"), [("breast_cancer", "test/auroc", 0.97), ("diabetes", "test/r2", 0.3)]
+)
+def test_bundled_datasets_reach_their_marks_with_the_shipped_configs(name, metric, floor):
+    result = trainlab.fit(config(name), trainer__enable_progress_bar=False, run__report=False)
+    assert result.metrics[metric] > floor
+
+
+def test_bundled_datasets_are_scikit_learns():
+    from sklearn import datasets
+
+    for name in ("breast_cancer", "iris", "wine", "digits", "diabetes"):
+        data = BundledDataModule(name)
+        X, y = data.load_arrays()
+        bunch = getattr(datasets, f"load_{name}")()
+        np.testing.assert_array_equal(X, bunch.data.astype(np.float32))
+        assert X.shape[1] == data.num_features
+        assert data.num_classes == (None if name == "diabetes" else len(np.unique(bunch.target)))
