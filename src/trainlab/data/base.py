@@ -28,6 +28,15 @@ def standardise_in_place(X: np.ndarray, scaler: StandardScaler, rows_per_chunk: 
         chunk[:] = (chunk.astype(np.float64) - scaler.mean_) / scaler.scale_
 
 
+def fit_scaler(X: np.ndarray, rows: np.ndarray, rows_per_chunk: int = 65536) -> StandardScaler:
+    """StandardScaler fitted on X[rows] a chunk at a time (one chunk: exactly `fit`), so that large tables
+    need no copy of their training rows, nor scikit-learn's float64 temporaries of it."""
+    scaler = StandardScaler()
+    for start in range(0, len(rows), rows_per_chunk):
+        scaler.partial_fit(X[rows[start : start + rows_per_chunk]])
+    return scaler
+
+
 class TabularDataModule(pl.LightningDataModule):
     """Base class: subclasses say what the data is (`load_arrays`, `task`, `num_features`, `num_classes`).
 
@@ -144,8 +153,9 @@ class TabularDataModule(pl.LightningDataModule):
         self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
 
         X = self.encode_features(raw, train_idx)
+        del raw  # a file's table: only the matrix is kept
         if self.scale and self.scaler is None:  # (a checkpoint's scaler, when restored, is kept)
-            self.scaler = StandardScaler().fit(X[train_idx])  # training split only
+            self.scaler = fit_scaler(X, train_idx)  # training split only
             self.scaler.mean_[self.unscaled_columns] = 0.0
             self.scaler.scale_[self.unscaled_columns] = 1.0
         self.apply_scaler(X)

@@ -172,6 +172,12 @@ class FileDataModule(TabularDataModule):
         self._table = None  # the matrix is all we keep
         return X
 
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()  # hand the table's memory back to the system now
+
     @property
     def unscaled_columns(self) -> list[int]:
         return list(range(len(self.encoder.numeric), self.encoder.width))  # one-hot columns stay 0/1

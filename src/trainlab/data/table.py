@@ -30,10 +30,7 @@ def read_table(path: str | Path):
         raise UserError(f"{path}: the file is empty")
     try:
         if kind == "csv":
-            from pyarrow import csv
-
-            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-            table = csv.read_csv(path, parse_options=csv.ParseOptions(delimiter=delimiter))
+            table = _read_csv(path)
         else:
             from pyarrow import parquet
 
@@ -43,6 +40,25 @@ def read_table(path: str | Path):
     if table.num_rows == 0:
         raise UserError(f"{path}: the file has a header but no rows")
     return table
+
+
+def _read_csv(path: Path):
+    """Block by block, numbers as float32 (half the memory of pyarrow's float64, and what training uses).
+    Types come from the first block; when a later block disagrees (text in a column of numbers), the
+    whole file is read again with types from every row, so that the message can name the bad value."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    parse = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        reader = csv.open_csv(path, parse_options=parse, read_options=csv.ReadOptions(block_size=1 << 24))
+        schema = pa.schema(
+            [pa.field(f.name, pa.float32()) if pa.types.is_floating(f.type) else f for f in reader.schema]
+        )
+        batches = [batch.cast(schema) for batch in reader]
+        return pa.Table.from_batches(batches, schema=schema)
+    except pa.ArrowInvalid:
+        return csv.read_csv(path, parse_options=parse)
 
 
 def is_numeric(column) -> bool:
