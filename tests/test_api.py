@@ -1,5 +1,7 @@
 """The Python API drives the CLI's code path: same configs, same keys, same results, same messages."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -56,3 +58,33 @@ def test_bad_input_raises_the_cli_message(capsys):
         trainlab.fit(config("seed"), model__init_args__lr=-1.0)
     with pytest.raises(UserError, match="--ckpt_path='nowhere.ckpt': no such file"):
         trainlab.test(config("seed"), "nowhere.ckpt")
+
+
+def test_cross_validate_returns_what_the_cv_command_writes():
+    result = trainlab.cross_validate(
+        config("seed"),
+        folds=3,
+        seed=1,
+        overrides={"trainer.max_epochs": 3, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"},
+    )
+    saved = read_json(result.cv_dir / "cv_results.json")
+    assert result.mean == saved["mean"] and result.std == saved["std"]
+    assert result.oof_metrics == [o["metrics"] for o in saved["oof"]]
+    assert sorted(result.predictions["dataset_index"].astype(int)) == list(range(1000))
+    assert len(result.per_fold) == 3 and (result.cv_dir / "report.html").exists()
+    with pytest.raises(UserError, match="--folds=1"):
+        trainlab.cross_validate(config("seed"), folds=1)
+
+
+def test_report_rebuilds_pages_and_compares_runs():
+    first = trainlab.fit(config("seed"), trainer__max_epochs=2, trainer__enable_progress_bar=False)
+    second = trainlab.fit(
+        config("seed"), trainer__max_epochs=2, trainer__enable_progress_bar=False, model__init_args__lr=0.1
+    )
+    (first.run_dir / "report.html").unlink()
+    pages = trainlab.report(first.run_dir, second.run_dir, out="lr.html")
+    assert pages == [first.run_dir / "report.html", second.run_dir / "report.html", Path("lr.html")]
+    assert all(page.exists() for page in pages)
+    assert "model.init_args.lr" in Path("lr.html").read_text()
+    with pytest.raises(UserError, match="not a run directory"):
+        trainlab.report("nowhere")

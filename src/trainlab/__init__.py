@@ -1,11 +1,11 @@
 """trainlab: train, evaluate, tune and diagnose neural networks with Lightning.
 
-`trainlab.fit`, `validate`, `test`, `predict` and `tune` (see trainlab.api) load on first use, so that importing
-trainlab, `trainlab --help` and `--version` stay instant.
+`trainlab.fit`, `validate`, `test`, `predict`, `tune`, `cross_validate` and `report` (see trainlab.api)
+load on first use, so that importing trainlab, `trainlab --help` and `--version` stay instant.
 """
 
 __version__ = "0.1.0"
-API = ("fit", "validate", "test", "predict", "tune", "RunResult")
+API = ("fit", "validate", "test", "predict", "tune", "cross_validate", "report", "RunResult")
 
 
 def __getattr__(name: str):

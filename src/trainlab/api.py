@@ -89,6 +89,26 @@ def tune(config: str | Path, **settings):
     return run_search(load_tune_config(config, **settings))
 
 
+def cross_validate(config: str | Path, folds: int = 5, **options):
+    """K-fold cross-validation as `trainlab cv -c CONFIG --folds K`; options: repeats, seed, stratify
+    (auto, true, false), workers, tune (a tune config: nested CV), name, overrides (a dict of dotted keys).
+    Returns a CVResult: per-fold metrics, their mean and std, out-of-fold metrics and predictions.
+
+    >>> trainlab.cross_validate("configs/default.yaml", folds=5).mean["test/accuracy"]
+    """
+    from trainlab.cv.run import cross_validate as run
+
+    return run(config, folds=folds, **options)
+
+
+def report(*run_dirs: str | Path, out: str | Path = "comparison.html") -> list[Path]:
+    """Rebuild report.html of run directories, as `trainlab report`; with several runs, also the
+    comparison page `out`. Returns the pages written; a directory that is not a reportable run raises."""
+    from trainlab.reporting.command import build_reports
+
+    return build_reports([Path(d) for d in run_dirs], Path(out))
+
+
 def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunResult:
     from trainlab.lightning_cli import override_args, run_lightning_cli
 

@@ -24,37 +24,31 @@ def cv_main(argv: list[str]) -> int:
     parser.add_argument("--tune", type=Path, help="nested CV: tune with this tune config inside each outer fold")
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(rest)
-    if not args.config.is_file():
-        raise UserError(f"-c={str(args.config)!r} is not allowed: a fit config file (YAML)")
-    if args.workers < 1:
-        raise UserError(f"--workers={args.workers} is not allowed: an integer >= 1")
-    if args.tune is not None:
-        from trainlab.tuning.config import load_tune_config
+    from trainlab.cv.run import cross_validate
 
-        load_tune_config(args.tune)  # its mistakes are named before anything runs
-
-    from trainlab.cv.run import plan_cv, run_folds, write_report, write_results
-    from trainlab.tuning.search import quiet_lightning
-
-    quiet_lightning()
-    plan = plan_cv(args.config, overrides, args.folds, args.repeats, args.seed, args.stratify, name=args.name)
-    kind = "stratified " if plan.stratify else ""
-    print(f"cv: {plan.folds} {kind}folds x {plan.repeats} repeat(s) of {args.config}; {plan.cv_dir}", flush=True)
-    if args.tune is None:
-        results = run_folds(plan, args.workers, on_fold=print_fold)
-    else:
-        from trainlab.cv.nested import run_nested
-
-        workers = args.workers if args.workers > 1 else None  # else the tune config's own
-        results = run_nested(plan, args.tune, workers, on_fold=print_fold)
-    summary = write_results(plan, results)
-    keys = sorted(summary["mean"])
-    for key in keys:
-        print(f"{key:>16}: {summary['mean'][key]:.4f} +/- {summary['std'][key]:.4f}")
-    for oof in summary["oof"]:
-        pooled = ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in sorted(oof["metrics"].items()))
-        print(f"out-of-fold (repeat {oof['repeat']}): {pooled}")
-    print(f"results: {plan.cv_dir / 'cv_results.json'}; report: {write_report(plan, summary, results)}")
+    result = cross_validate(
+        args.config,
+        folds=args.folds,
+        repeats=args.repeats,
+        seed=args.seed,
+        stratify=args.stratify,
+        workers=args.workers,
+        tune=args.tune,
+        name=args.name,
+        overrides=overrides,
+        on_start=lambda plan: print(
+            f"cv: {plan.folds} {'stratified ' if plan.stratify else ''}folds x {plan.repeats} repeat(s) of "
+            f"{args.config}; {plan.cv_dir}",
+            flush=True,
+        ),
+        on_fold=print_fold,
+    )
+    for key in sorted(result.mean):
+        print(f"{key:>16}: {result.mean[key]:.4f} +/- {result.std[key]:.4f}")
+    for repeat, metrics in enumerate(result.oof_metrics):
+        pooled = ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in sorted(metrics.items()))
+        print(f"out-of-fold (repeat {repeat}): {pooled}")
+    print(f"results: {result.cv_dir / 'cv_results.json'}; report: {result.cv_dir / 'report.html'}")
     return 0
 
 

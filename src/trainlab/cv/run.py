@@ -267,3 +267,75 @@ def write_report(plan: CVPlan, summary: dict, results: list[dict]) -> Path:
     overlay = figures.compare_curves(labels, [read_curves(Path(r["run_dir"])) for r in results], headline)
     title = f"Cross-validation of {plan.base.name}"
     return write_cv_report(plan.cv_dir / "report.html", title, summary, {"learning_curves": png_bytes(overlay)})
+
+
+@dataclass
+class CVResult:
+    """What a cross-validation measured (cv_results.json, as Python objects).
+
+    Attributes:
+        cv_dir: lightning_logs/cv/<name>/version_N.
+        per_fold: per fold: repeat, fold, run_dir, metrics (test/... on the held-out fold), and in nested CV
+            the values chosen ("chosen") and the inner study's best value ("inner_best").
+        mean, std: per metric, over all folds (std: ddof=1).
+        oof_metrics: per repeat, the metrics of the pooled out-of-fold predictions.
+        predictions: oof_predictions.csv as {column: numpy array}.
+    """
+
+    cv_dir: Path
+    per_fold: list[dict]
+    mean: dict[str, float]
+    std: dict[str, float]
+    oof_metrics: list[dict[str, float]]
+    predictions: dict[str, np.ndarray]
+
+
+def cross_validate(
+    config: str | Path,
+    folds: int = 5,
+    repeats: int = 1,
+    seed: int = 0,
+    stratify: str = "auto",
+    workers: int = 1,
+    tune: str | Path | None = None,
+    name: str | None = None,
+    overrides: dict | None = None,
+    on_start=None,
+    on_fold=None,
+) -> CVResult:
+    """K-fold cross-validation of a fit config (nested, with a tune config); see `trainlab cv --help`."""
+    config = Path(config)
+    if not config.is_file():
+        raise UserError(f"-c={str(config)!r} is not allowed: a fit config file (YAML)")
+    if workers < 1:
+        raise UserError(f"--workers={workers} is not allowed: an integer >= 1")
+    if tune is not None:
+        from trainlab.tuning.config import load_tune_config
+
+        load_tune_config(tune)  # its mistakes are named before anything runs
+    from trainlab.tuning.search import quiet_lightning
+
+    quiet_lightning()
+    plan = plan_cv(config, dict(overrides or {}), folds, repeats, seed, stratify, name=name)
+    if on_start:
+        on_start(plan)
+    if tune is None:
+        results = run_folds(plan, workers, on_fold=on_fold)
+    else:
+        from trainlab.cv.nested import run_nested
+
+        results = run_nested(plan, Path(tune), workers if workers > 1 else None, on_fold=on_fold)
+    summary = write_results(plan, results)
+    write_report(plan, summary, results)
+    with open(plan.cv_dir / "oof_predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    from trainlab.api import _column
+
+    return CVResult(
+        cv_dir=plan.cv_dir,
+        per_fold=summary["per_fold"],
+        mean=summary["mean"],
+        std=summary["std"],
+        oof_metrics=[o["metrics"] for o in summary["oof"]],
+        predictions={key: _column([row[key] for row in rows]) for key in rows[0]},
+    )

@@ -123,8 +123,27 @@ def report_main(argv: list[str]) -> int:
         except NotAReport as problem:
             print(f"trainlab: error: {folder}: {problem}", file=sys.stderr)
             failed += 1
-    for run in runs:
-        print(f"report: {rebuild(run)}")
+    for page in write_pages(runs, args.out):
+        print(f"{'comparison' if page == args.out else 'report'}: {page}")
+    return 2 if failed else 0
+
+
+def build_reports(folders: list[Path], out: Path) -> list[Path]:
+    """The pages of these run directories (and their comparison when several); a bad one raises a UserError."""
+    from trainlab.errors import UserError
+
+    runs = []
+    for folder in folders:
+        try:
+            runs.append(load_run(folder))
+        except NotAReport as problem:
+            raise UserError(f"{folder}: {problem}") from None
+    return write_pages(runs, out)
+
+
+def write_pages(runs: list[dict], out: Path) -> list[Path]:
+    """Each run's report.html, then, for several runs, the comparison page at `out`."""
+    pages = [rebuild(run) for run in runs]
     if len(runs) > 1:
         from trainlab.reporting import figures
         from trainlab.reporting.report import png_bytes, write_comparison
@@ -133,8 +152,6 @@ def report_main(argv: list[str]) -> int:
         overlay = figures.compare_curves(labels, [run["curves"] for run in runs], headline(runs[0]))
         diffs = differing([run["config"] for run in runs])
         diffs.pop("trainer.logger.init_args.version", None)
-        page = write_comparison(
-            args.out, labels, [run["metrics"] for run in runs], diffs, {"learning_curves": png_bytes(overlay)}
-        )
-        print(f"comparison: {page}")
-    return 2 if failed else 0
+        metrics = [run["metrics"] for run in runs]
+        pages.append(write_comparison(out, labels, metrics, diffs, {"learning_curves": png_bytes(overlay)}))
+    return pages

@@ -111,8 +111,15 @@ class TuneConfig:
         return [dict(zip(keys, values, strict=True)) for values in combinations]
 
     def space_signature(self) -> str:
-        """The search as a string: a study re-run with a different one is refused."""
-        search = {"sampler": self.sampler, "space": [vars(p) for p in self.space], "cv": self.cv}
+        """The search as a string (base, fixed overrides, sampler, space, cv): a study re-run with a different
+        one is refused, since its trials would not be comparable."""
+        search = {
+            "base": str(self.base),
+            "overrides": self.overrides,
+            "sampler": self.sampler,
+            "space": [vars(p) for p in self.space],
+            "cv": self.cv,
+        }
         return json.dumps(search, sort_keys=True, default=list)
 
 
