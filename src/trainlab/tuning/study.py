@@ -83,7 +83,9 @@ def open_storage(config: TuneConfig):
         ) from None
 
 
-def open_study(search: Search, storage, worker: int = 0):
+def open_study(search: Search, storage, worker: int = 0, create: bool = False):
+    """The study, loaded (created when missing). With create=True: (study, whether this call created it);
+    among several processes starting at once exactly one creates it (the storage refuses a second)."""
     import optuna
 
     config = search.config
@@ -94,15 +96,19 @@ def open_study(search: Search, storage, worker: int = 0):
             seed=config.seed + worker, multivariate=True, constant_liar=config.workers > 1
         ),
     }[config.sampler]()
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=storage,
-        direction=search.direction,
-        sampler=sampler,
-        pruner=make_pruner(config, config.cv["folds"] if config.cv else search.max_epochs),
-        load_if_exists=True,
-    )
-    return study
+    settings = {
+        "study_name": config.name,
+        "storage": storage,
+        "direction": search.direction,
+        "sampler": sampler,
+        "pruner": make_pruner(config, config.cv["folds"] if config.cv else search.max_epochs),
+    }
+    if not create:
+        return optuna.create_study(**settings, load_if_exists=True)
+    try:
+        return optuna.create_study(**settings), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.create_study(**settings, load_if_exists=True), False
 
 
 def make_pruner(config: TuneConfig, resource: int):
@@ -128,29 +134,45 @@ def make_pruner(config: TuneConfig, resource: int):
 
 def prepare_study(search: Search, storage):
     """Create the study (or find it, to resume), refuse a different search under its name, enqueue a grid,
-    and fail and retry the trials whose worker died."""
-    study = open_study(search, storage)
-    signature = search.config.space_signature() + f" {search.metric} {search.direction}"
-    saved = study.user_attrs.get("search")
-    if saved is None:
-        stale = trial_dir(search.config, 0).parent
-        if not study.trials and stale.is_dir() and any(stale.iterdir()):
+    and fail and retry the trials whose worker died. Workers starting together (one command on each of
+    several machines) agree: the one that creates the study enqueues the grid, the others wait for it."""
+    config = search.config
+    study, created = open_study(search, storage, create=True)
+    signature = config.space_signature() + f" {search.metric} {search.direction}"
+    if created:
+        stale = trial_dir(config, 0).parent
+        if stale.is_dir() and any(stale.iterdir()):
             raise UserError(
-                f"{stale} holds trials of an earlier study named {search.config.name!r} whose storage is gone; "
+                f"{stale} holds trials of an earlier study named {config.name!r} whose storage is gone; "
                 "delete that directory or choose another name"
             )
         study.set_user_attr("search", signature)
-    elif saved != signature:
-        raise UserError(
-            f"study {search.config.name!r} exists with a different search (space, sampler or metric); "
-            f"choose another name, or delete {search.config.study_dir} to start over"
-        )
-    if search.config.sampler == "grid" and not any("grid_point" in t.user_attrs for t in study.trials):
-        # Enqueued points are popped by one worker each: parallel workers never repeat a point.
-        for index, point in enumerate(search.config.grid()):
-            study.enqueue_trial(point, user_attrs={"grid_point": index})
+        if config.sampler == "grid":
+            # Enqueued points are popped by one worker each: parallel workers never repeat a point.
+            for index, point in enumerate(config.grid()):
+                study.enqueue_trial(point, user_attrs={"grid_point": index})
+            study.set_user_attr("grid_enqueued", True)
+    else:
+        saved = _wait_for(lambda: study.user_attrs.get("search"))
+        if saved is None:  # its creator stopped before saying: adopt it
+            study.set_user_attr("search", signature)
+        elif saved != signature:
+            raise UserError(
+                f"study {config.name!r} exists with a different search (base, overrides, space, sampler or metric); "
+                f"choose another name, or delete {config.study_dir} to start over"
+            )
+        if config.sampler == "grid":
+            _wait_for(lambda: study.user_attrs.get("grid_enqueued"))
     retry_dead_trials(study)
     return study
+
+
+def _wait_for(read, seconds: float = 30.0):
+    """`read()` once it is not None: what the study's creator is writing right now (None after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while (value := read()) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
 
 
 def retry_dead_trials(study) -> list[int]:

@@ -1,0 +1,98 @@
+"""Distributed tuning on a real PostgreSQL server (started here on loopback; .ci/run installs PostgreSQL):
+two `trainlab tune` processes share one study, as workers on two machines would."""
+
+import csv
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from conftest import REPO, config, run_cli
+
+
+def postgres_bin() -> Path | None:
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    return Path(found).resolve().parent if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url():
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # the server refuses root
+    folder = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
+    folder.chmod(0o755)
+    data = folder / "data"
+    data.mkdir()
+    if as_user:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    subprocess.run(
+        [*as_user, bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "trainlab"], check=True, capture_output=True
+    )
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    # The server outlives pg_ctl: it must not hold our pipes open (it logs to a file instead).
+    start = [*as_user, bin_dir / "pg_ctl", "-D", data, "-o", options, "-l", data / "server.log", "-w", "start"]
+    subprocess.run(start, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://trainlab@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_tuning_processes_share_a_study_in_postgresql(postgres_url):
+    lrs = [0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
+    body = {
+        "base": config("seed"),
+        "name": "shared",
+        "sampler": "grid",
+        "overrides": {"trainer.max_epochs": 8, "data.init_args.val_fraction": 0.2},
+        "space": {"model.init_args.lr": lrs},
+    }
+    Path("tune.yaml").write_text(yaml.safe_dump(body))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "trainlab", "tune", "-c", "../tune.yaml", "--storage", postgres_url]
+    # Two machines' workers: separate processes with separate output folders, one database.
+    workers = []
+    for name in ("a", "b"):
+        Path(name).mkdir()
+        log = open(Path(name) / "worker.log", "w")  # a file: a full pipe would stall a worker
+        workers.append(subprocess.Popen(command, cwd=name, env=env, stdout=log, stderr=subprocess.STDOUT))
+        time.sleep(0.5)
+    for name, worker in zip(("a", "b"), workers, strict=True):
+        assert worker.wait(timeout=300) == 0, (Path(name) / "worker.log").read_text()[-3000:]
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    assert len(study.trials) == 6 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert sorted(t.params["model.init_args.lr"] for t in study.trials) == sorted(lrs)  # each exactly once
+    hosts = {(t.user_attrs["host"], t.user_attrs["pid"]) for t in study.trials}
+    assert len(hosts) == 2  # both workers took trials
+
+    # Re-running the command finds nothing left to do and writes the whole study's leaderboard.
+    os.chdir("a")
+    assert run_cli("tune", "-c", "../tune.yaml", "--storage", postgres_url) == 0
+    with open("lightning_logs/tune/shared/leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(optuna.load_study(study_name="shared", storage=postgres_url).trials) == 6
+    assert sorted(int(r["trial"]) for r in rows) == list(range(6))
+    by_number = {t.number: t.value for t in study.trials}
+    assert all(float(r["val/loss"]) == pytest.approx(by_number[int(r["trial"])]) for r in rows)
+    assert [float(r["val/loss"]) for r in rows] == sorted(float(r["val/loss"]) for r in rows)
