@@ -36,6 +36,7 @@ SPACE = {
     "model.init_args.hidden_dims": [[32], [64, 32], [128, 64]],
     "model.init_args.dropout": [0.0, 0.2, 0.4],
 }
+PARTS = ("search", "workers")
 PRUNER = {"min_resource": 3}  # no verdict before 3 epochs: the first epochs' losses say little
 OVERRIDES = {"trainer.max_epochs": 40, "run.early_stopping": None, "run.test_after_fit": False}
 
@@ -143,6 +144,7 @@ def main():
     parser.add_argument("--tpe_trials", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the 1- vs 2-worker comparison")
     parser.add_argument("--worker_trials", type=int, default=12)
+    parser.add_argument("--part", choices=["all", "search", "workers"], default="all")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     results = {
@@ -154,8 +156,13 @@ def main():
         previous = os.getcwd()
         os.chdir(folder)
         try:
-            results["search"] = search_part(Path(folder), args.seeds, args.tpe_trials)
-            results["workers"] = workers_part(Path(folder), args.repeats, args.worker_trials)
+            previous_results = args.out / "tuning.json"
+            if args.part != "all" and previous_results.exists():  # keep the other part's last figures
+                results.update({k: v for k, v in json.loads(previous_results.read_text()).items() if k in PARTS})
+            if args.part in ("all", "search"):
+                results["search"] = search_part(Path(folder), args.seeds, args.tpe_trials)
+            if args.part in ("all", "workers"):
+                results["workers"] = workers_part(Path(folder), args.repeats, args.worker_trials)
         finally:
             os.chdir(previous)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -129,6 +129,7 @@ def test_two_workers_share_one_grid_without_losing_or_repeating_a_point():
     assert sorted(t.params["model.init_args.lr"] for t in study.trials) == sorted(lrs)  # each point once
     assert all(t.state.name == "COMPLETE" for t in study.trials)
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2  # both workers took trials
+    assert {t.user_attrs["threads"] for t in study.trials} == {max(1, os.cpu_count() // 2)}  # the CPU shared
     run_dirs = {Path(t.user_attrs["run_dir"]).name for t in study.trials}
     assert run_dirs == {p.name for p in (STUDY / "pair" / "trials").iterdir()}
 
@@ -239,3 +240,11 @@ def test_a_storage_url_holds_the_study_and_trials_log_hyperparameters_for_tensor
         assert "_hparams_/session_start_info" in hparams
         assert b"model.init_args.lr" in hparams["_hparams_/session_start_info"]
         assert events.Scalars("tuned/val/loss")[0].value == pytest.approx(trial.value)
+
+
+def test_workers_share_the_cpu_or_own_a_gpu_each():
+    from trainlab.workers import shares
+
+    assert shares(2, gpus=0, cpus=2) == [{"threads": 1, "gpu": None}] * 2
+    assert shares(3, gpus=2, cpus=16) == [{"threads": 5, "gpu": 0}, {"threads": 5, "gpu": 1}, {"threads": 5, "gpu": 0}]
+    assert shares(4, gpus=0, cpus=2)[0]["threads"] == 1

@@ -9,9 +9,6 @@ out-of-fold predictions. Each fold's weights are seeded afresh (the config's see
 
 import csv
 import io
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +45,6 @@ class CVPlan:
     init_seed: int
     cv_dir: Path
     outer: list = field(default_factory=list)  # enclosing folds (nested CV)
-    threads: int | None = None
 
     def jobs(self) -> list[tuple[int, int]]:
         return [(repeat, index) for repeat in range(self.repeats) for index in range(self.folds)]
@@ -96,10 +92,11 @@ def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -
     """Fit one fold (with `extra` overrides on top: nested CV's chosen values) and test it on its held-out part."""
     from trainlab.api import fit
 
-    if plan.threads:
-        torch.set_num_threads(plan.threads)
     held_out = HeldOutPredictions()
-    result = fit(plan.base, callbacks=[held_out], **{**plan.fold_overrides(repeat, index), **(extra or {})})
+    from trainlab.workers import device_overrides
+
+    overrides = {**plan.fold_overrides(repeat, index), **device_overrides(), **(extra or {})}
+    result = fit(plan.base, callbacks=[held_out], **overrides)
     return {
         "repeat": repeat,
         "fold": index,
@@ -120,9 +117,9 @@ def run_folds(plan: CVPlan, workers: int = 1, on_fold=None) -> list[dict]:
             if on_fold:
                 on_fold(results[-1])
         return results
-    plan.threads = max(1, (os.cpu_count() or 1) // workers)
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+    from trainlab import workers as worker_processes
+
+    with worker_processes.pool(workers) as pool:
         futures = [pool.submit(run_fold, plan, *job) for job in jobs]
         results = []
         for future in futures:

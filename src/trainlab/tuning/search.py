@@ -2,10 +2,7 @@
 processes), write its results. The CLI (tuning/command.py) and trainlab.tune() share it."""
 
 import logging
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,17 +63,15 @@ def quiet_lightning() -> None:
 
 
 def run_workers(search, on_trial=None) -> None:
-    """The study's trials in this process, or in --workers long-lived processes sharing the CPU's threads."""
+    """The study's trials in this process, or in --workers long-lived processes (see trainlab.workers)."""
+    from trainlab import workers
     from trainlab.tuning.study import work
 
-    workers = search.config.workers
-    if workers == 1:
+    count = search.config.workers
+    if count == 1:
         work(search, 0, on_trial)
         return
-    search.threads = max(1, (os.cpu_count() or 1) // workers)
-    # fork: the workers start with Lightning already imported (a spawned one would spend seconds importing).
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        futures = [pool.submit(work, search, index, on_trial) for index in range(workers)]
+    with workers.pool(count) as pool:
+        futures = [pool.submit(work, search, index, on_trial) for index in range(count)]
         for future in futures:
             future.result()  # a worker's error (a UserError too) is raised here

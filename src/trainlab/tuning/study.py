@@ -39,7 +39,6 @@ class Search:
     max_epochs: int
     task: str = "binary"
     deadline: float | None = None  # time.time() after which no trial starts
-    threads: int | None = None  # torch threads per worker
 
     @property
     def target(self) -> int | None:
@@ -219,10 +218,6 @@ def finished(study, search: Search) -> bool:
 def work(search: Search, worker: int = 0, on_trial=None) -> None:
     """One worker: run trials until the study has enough, the grid is done or the time is up."""
 
-    if search.threads:
-        import torch
-
-        torch.set_num_threads(search.threads)
     study = open_study(search, open_storage(search.config), worker)
     while not finished(study, search):
         retry_dead_trials(study)
@@ -234,8 +229,11 @@ def objective(trial, search: Search) -> float:
     import optuna
 
     config = search.config
+    import torch
+
     trial.set_user_attr("host", HOST)
     trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("threads", torch.get_num_threads())
     params = {}
     for p in config.space:
         if p.is_choice:
@@ -247,7 +245,9 @@ def objective(trial, search: Search) -> float:
         params[p.key] = p.decode(held)
     run_dir = trial_dir(config, trial.number)
     trial.set_user_attr("run_dir", str(run_dir))
-    overrides = {**QUIET, **fit_overrides(config, search.metric, params)}
+    from trainlab.workers import device_overrides
+
+    overrides = {**QUIET, **fit_overrides(config, search.metric, params), **device_overrides()}
     started = time.perf_counter()
     try:
         if config.cv:
