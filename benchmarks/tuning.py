@@ -107,9 +107,10 @@ def spread(values) -> str:
 
 def markdown(results) -> str:
     lines = [
-        f"Measured {results['date']} on {results['machine']}; command: `{results['command']}`.",
+        f"Measured {results['date']} on {results['machine']}.",
         "",
-        f"Search space: {results['search']['grid']['trials']} grid points "
+        f"Search (`{results['search'].get('command', results['command'])}`): "
+        f"{results['search']['grid']['trials']} grid points "
         "(lr x hidden_dims x dropout on configs/default.yaml, 40 epochs, no early stopping).",
         "",
         "| search | trials | epochs | best val/loss | gap to grid | epochs / grid's |",
@@ -127,6 +128,8 @@ def markdown(results) -> str:
         "",
         f"TPE gap to the grid's best (min / median / max): {spread([r['gap'] for r in tpe])}; "
         f"share of the grid's epochs: {spread([r['epoch_share'] for r in tpe])}.",
+        "",
+        f"Workers (`{results['workers'].get('command', results['command'])}`), random search, 12 trials each:",
         "",
         "| workers | trials per minute (min / median / max) |",
         "|---|---|",
@@ -161,8 +164,10 @@ def main():
                 results.update({k: v for k, v in json.loads(previous_results.read_text()).items() if k in PARTS})
             if args.part in ("all", "search"):
                 results["search"] = search_part(Path(folder), args.seeds, args.tpe_trials)
+                results["search"]["command"] = results["command"]
             if args.part in ("all", "workers"):
                 results["workers"] = workers_part(Path(folder), args.repeats, args.worker_trials)
+                results["workers"]["command"] = results["command"]
         finally:
             os.chdir(previous)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,6 @@
 """The `trainlab` command. Kept light: heavy imports (Lightning, torch) happen only once a command runs,
 so that `trainlab --help` and `trainlab --version` answer at once."""
 
-import os
 import sys
 
 from trainlab import __version__
@@ -52,19 +51,15 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] in ("-V", "--version"):
         print(f"trainlab {__version__}")
         return
-    # Lightning's own use of jsonargparse triggers deprecation notices users can do nothing about.
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-    if args[0] == "report":
-        from trainlab.reporting.command import report_main
-
-        sys.exit(report_main(args[1:]))
-    if args[0] in ("tune", "cv"):
+    if args[0] in OTHER_COMMANDS:
         from trainlab.errors import UserError
 
         if args[0] == "tune":
             from trainlab.tuning.command import tune_main as command_main
-        else:
+        elif args[0] == "cv":
             from trainlab.cv.command import cv_main as command_main
+        else:
+            from trainlab.reporting.command import report_main as command_main
         try:
             sys.exit(command_main(args[1:]))
         except UserError as error:

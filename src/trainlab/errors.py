@@ -3,12 +3,20 @@ the errors of the libraries underneath become one.
 
 Kept import-light: the CLI imports it before anything heavy."""
 
+import argparse
 import re
 from argparse import ArgumentError
 
 
 class UserError(Exception):
     """Bad user input. The CLI prints the message as one line and exits with code 2."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse for trainlab's own commands (tune, cv, report): a usage mistake is one line, like every error."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}; `{self.prog} --help` lists the options")
 
 
 def require(condition: bool, key: str, value, allowed: str) -> None:

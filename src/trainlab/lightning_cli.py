@@ -247,6 +247,8 @@ def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> Trainl
     warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
     # Predict batches carry their own sample indices (see TabularDataModule.predict_dataloader).
     warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
+    # "Seed set to 42" would come before any error about a config value; config.yaml records the seed.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_an_advert not in rank_zero_log.filters:
         rank_zero_log.addFilter(_not_an_advert)

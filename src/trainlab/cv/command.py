@@ -6,14 +6,13 @@ of them). Any config key can be overridden as in `trainlab fit` (--model.init_ar
 Writes, under lightning_logs/cv/<name>/version_N/: folds/<fold>/ (each fold's run directory),
 cv_results.json, oof_predictions.csv and report.html."""
 
-import argparse
 from pathlib import Path
 
-from trainlab.errors import UserError
+from trainlab.errors import CommandParser, UserError
 
 
 def cv_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="trainlab cv", description=__doc__)
+    parser = CommandParser(prog="trainlab cv", description=__doc__)
     parser.add_argument("-c", "--config", required=True, type=Path, help="a fit config")
     parser.add_argument("--folds", type=int, default=5, help="K, the number of folds (default 5)")
     parser.add_argument("--repeats", type=int, default=1, help="repeat with new shuffles (seed, seed + 1, ...)")

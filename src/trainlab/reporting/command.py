@@ -1,13 +1,13 @@
 """`trainlab report RUN_DIR [RUN_DIR ...]`: rebuild report.html from run directories, never retraining;
 with several runs, also a comparison page (the chapter's learning-rate mini-challenge in one view)."""
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import yaml
 
+from trainlab.errors import CommandParser
 from trainlab.io import read_json_if_exists
 
 FIGURE_ORDER = [
@@ -107,7 +107,7 @@ def rebuild(run: dict) -> Path:
 
 
 def report_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="trainlab report", description=__doc__)
+    parser = CommandParser(prog="trainlab report", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (lightning_logs/<name>/version_N)")
     parser.add_argument(
         "--out",

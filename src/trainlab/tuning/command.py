@@ -3,13 +3,12 @@
 Re-running the same command resumes the study: finished trials are kept, a trial whose process died is
 retried. The same command on several machines with one --storage URL shares the study between them."""
 
-import argparse
-
+from trainlab.errors import CommandParser
 from trainlab.tuning.config import load_tune_config
 
 
 def tune_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="trainlab tune", description=__doc__)
+    parser = CommandParser(prog="trainlab tune", description=__doc__)
     parser.add_argument("-c", "--config", required=True, help="a tune config (see configs/tune/)")
     parser.add_argument("--workers", type=int, help="processes on this machine sharing the study")
     parser.add_argument("--storage", help="an Optuna storage URL shared by machines (postgresql://...)")
