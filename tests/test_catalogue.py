@@ -5,6 +5,7 @@ config layer either builds them or refuses them with a UserError, never anything
 import hashlib
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -93,3 +94,45 @@ def test_random_config_values_build_or_are_refused_cleanly(values):
         assert "\n" not in message.strip() and "Traceback" not in message
         return
     cli.datamodule.setup()  # the data itself: splits that cannot be made are refused here, cleanly too
+
+
+def test_an_unwritable_log_folder_is_one_line(capsys):
+    Path("lightning_logs").write_text("a file where the runs' folder should be")
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "1", *QUIET) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("trainlab: error: cannot write") and "lightning_logs/seed" in err
+    assert "a part of the path is a file" in err
+    assert Path("lightning_logs").read_text() == "a file where the runs' folder should be"
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_leaves_earlier_files_whole():
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    assert (
+        run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false") == 0
+    )
+    run_dir = next(Path("lightning_logs").glob("seed/version_*"))
+    before = snapshot(run_dir)
+    assert (run_dir / "report.html").exists() and any((run_dir / "plots").iterdir())
+
+    def small_disk():  # files may not grow past 4 KB: writes fail as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for args in (["report", str(run_dir)], ["fit", "-c", config("seed"), "--trainer.max_epochs", "2"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "trainlab", *args], preexec_fn=small_disk, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 4, done.stderr[-2000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("trainlab: error: cannot write") and "Traceback" not in done.stderr
+        assert snapshot(run_dir) == before  # the report rebuilt in place failed: the old files are whole
+    assert not list(run_dir.rglob("*.tmp"))

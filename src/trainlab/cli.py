@@ -52,31 +52,36 @@ def main(argv: list[str] | None = None) -> None:
         print(f"trainlab {__version__}")
         return
     if args[0] in OTHER_COMMANDS:
-        from trainlab.errors import UserError
-
         if args[0] == "tune":
             from trainlab.tuning.command import tune_main as command_main
         elif args[0] == "cv":
             from trainlab.cv.command import cv_main as command_main
         else:
             from trainlab.reporting.command import report_main as command_main
-        try:
-            sys.exit(command_main(args[1:]))
-        except UserError as error:
-            fail(str(error))
+        code = _guarded(lambda: command_main(args[1:]))
+        sys.exit(code or 0)
     if args[0] not in LIGHTNING_COMMANDS:
         fail(f"unknown command {args[0]!r}; allowed: {', '.join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])}")
 
     from trainlab.lightning_cli import run_lightning_cli
 
-    try:
-        run_lightning_cli(args)
-    except Exception as error:
-        from trainlab.errors import TrainingFailed, as_user_error
+    _guarded(lambda: run_lightning_cli(args))
 
+
+def _guarded(command):
+    """Run a command; end a user's mistake, a failed training or a disk that cannot be written with one line."""
+    from trainlab.errors import TrainingFailed, as_user_error, write_problem
+
+    try:
+        return command()
+    except Exception as error:
         if isinstance(error, TrainingFailed):
             print(f"trainlab: training failed: {error}", file=sys.stderr)
             sys.exit(3)
+        problem = write_problem(error)
+        if problem is not None:
+            print(f"trainlab: error: {problem}", file=sys.stderr)
+            sys.exit(4)
         user_error = as_user_error(error)
         if user_error is not None:
             fail(str(user_error))

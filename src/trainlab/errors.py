@@ -4,6 +4,7 @@ the errors of the libraries underneath become one.
 Kept import-light: the CLI imports it before anything heavy."""
 
 import argparse
+import errno
 import re
 from argparse import ArgumentError
 
@@ -82,3 +83,32 @@ def as_user_error(error: BaseException) -> UserError | None:
     if isinstance(error, MisconfigurationException):  # Lightning refusing a trainer setting
         return UserError(f"trainer: {str(error).strip().splitlines()[0]}")
     return None
+
+
+# What a failed write means, for the errors a full or forbidden disk gives.
+WRITE_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file size limit is reached",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a file is in the way of a folder",
+}
+
+
+def write_problem(error: BaseException) -> str | None:
+    """One line for an error that means the run could not write its files (disk full, no permission), else None."""
+    if not isinstance(error, OSError):
+        return None
+    reason = WRITE_PROBLEMS.get(error.errno)
+    if reason is None and error.errno == errno.ENOENT and error.filename and not str(error.filename).endswith(".ckpt"):
+        reason = "the folder cannot be made there"
+    if reason is None:
+        return None
+    where = f"{error.filename}" if error.filename else "a file of the run"
+    return (
+        f"cannot write {where}: {reason}; free some space or choose a writable folder with "
+        "--trainer.logger.init_args.save_dir (files already written are whole: they are replaced atomically)"
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from trainlab.io import write_text_atomic
+from trainlab.io import write_bytes_atomic, write_text_atomic
 
 
 def read_curves(folder: Path) -> dict[str, tuple[list[int], list[float]]]:
@@ -40,7 +40,7 @@ def save_plots(figures: dict[str, Figure], folder: Path) -> dict[str, bytes]:
     folder.mkdir(parents=True, exist_ok=True)
     images = {name: png_bytes(figure) for name, figure in figures.items()}
     for name, data in images.items():
-        (folder / f"{name}.png").write_bytes(data)
+        write_bytes_atomic(folder / f"{name}.png", data)
     return images
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from trainlab.io import write_json_atomic, write_text_atomic
+from trainlab.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from trainlab.tuning.study import Search, fit_overrides
 
 STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
@@ -166,5 +166,5 @@ def save_figures(study, search: Search, folder: Path, with_importances: bool) ->
     save_plots({"learning_curves": overlay}, folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in pngs.items():
-        (folder / f"{name}.png").write_bytes(data)
+        write_bytes_atomic(folder / f"{name}.png", data)
     return sorted(folder.glob("*.png"))
