@@ -220,3 +220,24 @@ def test_bundled_datasets_are_scikit_learns():
         np.testing.assert_array_equal(X, bunch.data.astype(np.float32))
         assert X.shape[1] == data.num_features
         assert data.num_classes == (None if name == "diabetes" else len(np.unique(bunch.target)))
+
+
+def test_a_csv_file_tunes_and_reports():
+    write_csv("train.csv")
+    Path("csv.yaml").write_text(yaml.safe_dump(csv_config()))
+    Path("tune.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "base": "csv.yaml",
+                "sampler": "grid",
+                "overrides": {"trainer.max_epochs": 3},
+                "space": {"model.init_args.lr": [0.05, 0.005]},
+            }
+        )
+    )
+    assert run_cli("tune", "-c", "tune.yaml") == 0
+    with open("lightning_logs/tune/tune/leaderboard.csv", newline="") as f:
+        assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE", "COMPLETE"]
+    result = trainlab.fit("lightning_logs/tune/tune/best_config.yaml", trainer__enable_progress_bar=False)
+    page = (result.run_dir / "report.html").read_text()  # the report of a run on a file
+    assert "test/auroc" in page and (result.run_dir / "plots" / "roc.png").exists()

@@ -42,7 +42,8 @@ def load_study(name: str):
 
 
 def test_grid_over_three_learning_rates_runs_three_trials_ranked_and_resumes_without_rerunning(capsys):
-    path = tune_config("lr", {"model.init_args.lr": [0.1, 0.01, 0.001]}, sampler="grid")
+    overrides = {**SMALL, "run.test_after_fit": True}  # trials test only when asked
+    path = tune_config("lr", {"model.init_args.lr": [0.1, 0.01, 0.001]}, sampler="grid", overrides=overrides)
     assert run_cli("tune", "-c", path) == 0
     rows = leaderboard("lr")
     assert [r["state"] for r in rows] == ["COMPLETE"] * 3
@@ -248,3 +249,27 @@ def test_workers_share_the_cpu_or_own_a_gpu_each():
     assert shares(2, gpus=0, cpus=2) == [{"threads": 1, "gpu": None}] * 2
     assert shares(3, gpus=2, cpus=16) == [{"threads": 5, "gpu": 0}, {"threads": 5, "gpu": 1}, {"threads": 5, "gpu": 0}]
     assert shares(4, gpus=0, cpus=2)[0]["threads"] == 1
+
+
+def test_a_resumed_random_search_draws_new_points():
+    space = {"model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True}}
+    path = tune_config("more", space, sampler="random", n_trials=2, seed=4)
+    assert run_cli("tune", "-c", path) == 0
+    assert run_cli("tune", "-c", path, "--n_trials", "4") == 0
+    lrs = [t.params["model.init_args.lr"] for t in load_study("more").trials]
+    assert len(lrs) == 4 and len(set(lrs)) == 4  # the re-run did not draw the first run's points again
+
+
+def test_a_grid_worker_that_finds_no_point_left_takes_none():
+    from trainlab.tuning.config import load_tune_config
+    from trainlab.tuning.search import run_search
+    from trainlab.tuning.study import GridTaken, objective
+
+    path = tune_config("taken", {"model.init_args.lr": [0.05]}, sampler="grid")
+    result = run_search(load_tune_config(path))
+    study = load_study("taken")
+    with pytest.raises(GridTaken):  # as if another worker had popped the last point a moment before
+        study.optimize(lambda trial: objective(trial, result.search), n_trials=1)
+    trials = load_study("taken").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and trials[1].user_attrs["spare"]
+    assert [r["trial"] for r in run_search(load_tune_config(path)).leaderboard] == [0]  # spares are not listed

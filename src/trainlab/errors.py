@@ -33,6 +33,9 @@ class TrainingFailed(Exception):
         super().__init__(message)
         self.report = report
 
+    def __reduce__(self):  # pickled from a worker process back to the command
+        return TrainingFailed, (str(self), self.report)
+
 
 def user_error_in(error: BaseException):
     """The UserError that caused `error`, if any (jsonargparse wraps errors raised while instantiating)."""
@@ -103,12 +106,10 @@ def write_problem(error: BaseException) -> str | None:
     if not isinstance(error, OSError):
         return None
     reason = WRITE_PROBLEMS.get(error.errno)
-    if reason is None and error.errno == errno.ENOENT and error.filename and not str(error.filename).endswith(".ckpt"):
-        reason = "the folder cannot be made there"
     if reason is None:
         return None
     where = f"{error.filename}" if error.filename else "a file of the run"
     return (
-        f"cannot write {where}: {reason}; free some space or choose a writable folder with "
-        "--trainer.logger.init_args.save_dir (files already written are whole: they are replaced atomically)"
+        f"cannot write {where}: {reason}; free some space or write elsewhere (fit: "
+        "--trainer.logger.init_args.save_dir; tune: output_dir); files already written are whole"
     )

@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from trainlab.cv.run import CVPlan, run_fold
+from trainlab.errors import UserError
 
 
 def run_nested(plan: CVPlan, tune_config: Path, workers: int | None = None, on_fold=None) -> list[dict]:
@@ -31,6 +32,11 @@ def run_nested(plan: CVPlan, tune_config: Path, workers: int | None = None, on_f
             overrides=inner,
         )
         tuned = run_search(search)
+        if tuned.best_params is None:
+            raise UserError(
+                f"outer fold {index} (repeat {repeat}): no trial of its study finished (all pruned, failed or "
+                f"out of time); see {tuned.study_dir / 'leaderboard.csv'} and widen the search or its budget"
+            )
         chosen = {**search.overrides, **tuned.best_params, "run.monitor": tuned.metric}
         for key in ("data.init_args.folds", "run.test_after_fit"):
             chosen.pop(key, None)  # the outer fold's own run sets these

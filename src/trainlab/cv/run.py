@@ -26,7 +26,6 @@ QUIET = {
     "run.summary_every": 0,
     "run.report": False,
     "run.verbose": False,
-    "run.test_after_fit": True,
 }
 
 
@@ -57,6 +56,7 @@ class CVPlan:
         return {
             **QUIET,
             **self.overrides,
+            "run.test_after_fit": True,  # the held-out fold is the fold run's test split: it must be tested
             "data.init_args.folds": [*self.outer, fold],
             "seed_everything": self.init_seed + 1000 * repeat + index,
             "trainer.logger.init_args.save_dir": str(self.cv_dir),
@@ -102,7 +102,6 @@ def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -
         "fold": index,
         "run_dir": str(result.run_dir),
         "metrics": {k: v for k, v in result.metrics.items() if k.startswith("test/")},
-        "best_score": result.best_score,
         "predictions": held_out.rows,
     }
 
@@ -206,9 +205,16 @@ def write_results(plan: CVPlan, results: list[dict]) -> dict:
 
 
 def next_version(folder: Path) -> Path:
-    """folder/version_N with N one past the highest there (Lightning's convention)."""
-    taken = [int(p.name.split("_")[1]) for p in folder.glob("version_*") if p.name.split("_")[1].isdigit()]
-    return folder / f"version_{max(taken, default=-1) + 1}"
+    """folder/version_N with N one past the highest there (Lightning's convention), made now, so that two
+    runs started together never share one."""
+    while True:
+        taken = [int(p.name.split("_")[1]) for p in folder.glob("version_*") if p.name.split("_")[1].isdigit()]
+        candidate = folder / f"version_{max(taken, default=-1) + 1}"
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
 
 
 def plan_cv(

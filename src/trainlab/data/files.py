@@ -28,8 +28,9 @@ class FileDataModule(TabularDataModule):
         max_classes: the most classes a classification target may have.
         predict_path: a file to predict (same columns; the target may be absent): `trainlab predict`
             then writes one row per row of this file, in its order, with the original labels.
-        The other arguments are TabularDataModule's. Medians, category levels, the scaler and the class
-        labels are fitted on the training split only and saved in checkpoints.
+        The other arguments are TabularDataModule's. Medians, category levels and the scaler are fitted on
+        the training split only; the class labels come from every row (a stratified split needs them
+        first). All are saved in checkpoints.
     """
 
     def __init__(

@@ -12,9 +12,8 @@ def check_search(config: TuneConfig) -> Search:
     """The Search a valid tune config describes; raises a UserError naming the first bad key."""
     from trainlab.lightning_cli import build_config, natural_mode
 
-    cli = build_config(
-        config.base, {"run.mode": config.mode, **config.overrides}, f"base {config.base.name} with overrides"
-    )
+    # run.mode is checked below, with the tuned metric as run.monitor (as every trial runs)
+    cli = build_config(config.base, config.overrides, f"base {config.base.name} with overrides")
     metric = config.metric or cli.config_init["run"].monitor
     allowed = [m for m in cli.model.monitorable() if m.startswith("val/")]
     require(metric in allowed, "metric", metric, f"a validation metric of this task: {', '.join(allowed)}")

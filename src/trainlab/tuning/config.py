@@ -23,6 +23,7 @@
 Everything here is checked without Lightning; what needs the base config is checked in tuning.checks.
 """
 
+import hashlib
 import itertools
 import json
 import math
@@ -114,7 +115,7 @@ class TuneConfig:
         """The search as a string (base, fixed overrides, sampler, space, cv): a study re-run with a different
         one is refused, since its trials would not be comparable."""
         search = {
-            "base": str(self.base),
+            "base": hashlib.sha256(self.base.read_bytes()).hexdigest(),  # its content: paths differ per machine
             "overrides": self.overrides,
             "sampler": self.sampler,
             "space": [vars(p) for p in self.space],

@@ -26,6 +26,8 @@ def leaderboard(study, search: Search) -> list[dict]:
     sign = 1 if search.direction == "minimize" else -1
     rows = []
     for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("spare"):
+            continue  # a grid worker's empty-handed try (see study.GridTaken)
         state = trial.state.name
         value = trial.value if state == "COMPLETE" else None
         row = {"trial": trial.number, "state": state, search.metric: value}

@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from lightning.pytorch.callbacks import Callback
 from trainlab.errors import TrainingFailed, UserError
 from trainlab.tuning.config import TuneConfig
 
-# Trials are quiet: no progress bar, summary lines, tables or per-trial report (the study has its own).
+# Trials are quiet: no progress bar, summary lines, tables or per-trial report (the study has its own), and
+# they do not test: the choice must not see the test split (a tune config's overrides may ask for it).
 QUIET = {
+    "run.test_after_fit": False,
     "run.verbose": False,
     "trainer.enable_progress_bar": False,
     "trainer.enable_model_summary": False,
@@ -88,26 +91,36 @@ def open_study(search: Search, storage, worker: int = 0, create: bool = False):
     import optuna
 
     config = search.config
-    sampler = {
-        "grid": lambda: optuna.samplers.RandomSampler(seed=config.seed),  # unused: the grid is enqueued
-        "random": lambda: optuna.samplers.RandomSampler(seed=config.seed + worker),
-        "tpe": lambda: optuna.samplers.TPESampler(
-            seed=config.seed + worker, multivariate=True, constant_liar=config.workers > 1
-        ),
-    }[config.sampler]()
     settings = {
         "study_name": config.name,
         "storage": storage,
         "direction": search.direction,
-        "sampler": sampler,
         "pruner": make_pruner(config, config.cv["folds"] if config.cv else search.max_epochs),
     }
     if not create:
-        return optuna.create_study(**settings, load_if_exists=True)
-    try:
-        return optuna.create_study(**settings), True
-    except optuna.exceptions.DuplicatedStudyError:
-        return optuna.create_study(**settings, load_if_exists=True), False
+        study, created = optuna.create_study(**settings, load_if_exists=True), None
+    else:
+        try:
+            study, created = optuna.create_study(**settings), True
+        except optuna.exceptions.DuplicatedStudyError:
+            study, created = optuna.create_study(**settings, load_if_exists=True), False
+    study.sampler = make_sampler(config, worker, len(study.trials))
+    return study if created is None else (study, created)
+
+
+def make_sampler(config: TuneConfig, worker: int, trials_so_far: int):
+    """A seeded sampler whose seed differs per worker, per resume and (on a shared storage) per machine, so
+    that workers and re-runs never draw the same points again; a fresh one-worker study is reproducible."""
+    import optuna
+
+    seed = config.seed + 1000 * worker + trials_so_far
+    if config.storage is not None:
+        seed += zlib.crc32(f"{HOST}:{os.getpid()}".encode())
+    seed %= 2**32
+    if config.sampler == "tpe":
+        shared = config.workers > 1 or config.storage is not None  # others' running trials count as lies
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=shared)
+    return optuna.samplers.RandomSampler(seed=seed)  # for a grid, unused: its points are enqueued
 
 
 def make_pruner(config: TuneConfig, resource: int):
@@ -135,22 +148,19 @@ def prepare_study(search: Search, storage):
     """Create the study (or find it, to resume), refuse a different search under its name, enqueue a grid,
     and fail and retry the trials whose worker died. Workers starting together (one command on each of
     several machines) agree: the one that creates the study enqueues the grid, the others wait for it."""
+    import optuna
+
     config = search.config
+    stale = trial_dir(config, 0).parent
+    if config.name not in optuna.study.get_all_study_names(storage) and stale.is_dir() and any(stale.iterdir()):
+        raise UserError(
+            f"{stale} holds trials of an earlier study named {config.name!r} whose storage is gone; "
+            "delete that directory or choose another name"
+        )
     study, created = open_study(search, storage, create=True)
     signature = config.space_signature() + f" {search.metric} {search.direction}"
     if created:
-        stale = trial_dir(config, 0).parent
-        if stale.is_dir() and any(stale.iterdir()):
-            raise UserError(
-                f"{stale} holds trials of an earlier study named {config.name!r} whose storage is gone; "
-                "delete that directory or choose another name"
-            )
         study.set_user_attr("search", signature)
-        if config.sampler == "grid":
-            # Enqueued points are popped by one worker each: parallel workers never repeat a point.
-            for index, point in enumerate(config.grid()):
-                study.enqueue_trial(point, user_attrs={"grid_point": index})
-            study.set_user_attr("grid_enqueued", True)
     else:
         saved = _wait_for(lambda: study.user_attrs.get("search"))
         if saved is None:  # its creator stopped before saying: adopt it
@@ -160,8 +170,14 @@ def prepare_study(search: Search, storage):
                 f"study {config.name!r} exists with a different search (base, overrides, space, sampler or metric); "
                 f"choose another name, or delete {config.study_dir} to start over"
             )
-        if config.sampler == "grid":
-            _wait_for(lambda: study.user_attrs.get("grid_enqueued"))
+    if config.sampler == "grid" and (created or _wait_for(lambda: study.user_attrs.get("grid_enqueued")) is None):
+        # Enqueued points are popped by one worker each: parallel workers never repeat a point. A creator
+        # that died while enqueuing left some out: they are added now.
+        present = {t.user_attrs.get("grid_point") for t in study.trials}
+        for index, point in enumerate(config.grid()):
+            if index not in present:
+                study.enqueue_trial(point, user_attrs={"grid_point": index})
+        study.set_user_attr("grid_enqueued", True)
     retry_dead_trials(study)
     return study
 
@@ -176,21 +192,33 @@ def _wait_for(read, seconds: float = 30.0):
 
 def retry_dead_trials(study) -> list[int]:
     """Trials left running by a worker of this machine that no longer lives: fail them, enqueue their values."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     retried = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") != HOST or _alive(attrs.get("pid")):
+        if attrs.get("host") != HOST or _alive(attrs.get("pid"), attrs.get("process_start")):
             continue
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # another worker (or the storage's heartbeat) failed it first, and retries it
         kept = {k: v for k, v in attrs.items() if k == "grid_point"}
         study.enqueue_trial(trial.params, user_attrs={**kept, "retry_of": trial.number})
         retried.append(trial.number)
     return retried
 
 
-def _alive(pid) -> bool:
+def process_start(pid: int) -> str | None:
+    """When a process started (Linux: /proc/<pid>/stat), so that a reused process id is not mistaken for it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid, started=None) -> bool:
     if not isinstance(pid, int):
         return True  # not ours to judge
     try:
@@ -199,7 +227,7 @@ def _alive(pid) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return started is None or process_start(pid) in (None, started)
 
 
 def finished(study, search: Search) -> bool:
@@ -222,17 +250,27 @@ def work(search: Search, worker: int = 0, on_trial=None) -> None:
     while not finished(study, search):
         retry_dead_trials(study)
         callbacks = [on_trial] if on_trial else []
-        study.optimize(lambda trial: objective(trial, search), n_trials=1, gc_after_trial=False, callbacks=callbacks)
+        try:
+            study.optimize(lambda t: objective(t, search), n_trials=1, gc_after_trial=False, callbacks=callbacks)
+        except GridTaken:
+            return  # another worker took the last grid point between our look and our take
+
+
+class GridTaken(Exception):
+    """A grid worker's new trial found no waiting point: it is marked a spare (failed) and the worker ends."""
 
 
 def objective(trial, search: Search) -> float:
     import optuna
-
-    config = search.config
     import torch
 
+    config = search.config
+    if config.sampler == "grid" and "grid_point" not in trial.user_attrs:
+        trial.set_user_attr("spare", True)
+        raise GridTaken()
     trial.set_user_attr("host", HOST)
     trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("process_start", process_start(os.getpid()))
     trial.set_user_attr("threads", torch.get_num_threads())
     params = {}
     for p in config.space:
@@ -279,7 +317,7 @@ def _fitted(trial, search: Search, overrides: dict, run_dir: Path) -> float:
 
         callbacks.append(PyTorchLightningPruningCallback(trial, search.metric))
     try:
-        result = fit(search.config.base, callbacks=callbacks, **overrides, **_logger_keys(*_parts(run_dir)))
+        result = fit(search.config.base, callbacks=callbacks, **{**overrides, **_logger_keys(*_parts(run_dir))})
     finally:
         trial.set_user_attr("epochs", recorder.epochs)
     if recorder.best is None:
@@ -310,7 +348,7 @@ def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> f
         recorder = TrialRecorder(search.metric, search.direction, trial.params, log=False)
         logger_keys = _logger_keys(run_dir.parent, run_dir.name, f"fold_{index}")
         try:
-            result = fit(search.config.base, callbacks=[recorder], **overrides, **fold_keys, **logger_keys)
+            result = fit(search.config.base, callbacks=[recorder], **{**overrides, **fold_keys, **logger_keys})
         finally:
             epochs += recorder.epochs
             trial.set_user_attr("epochs", epochs)
