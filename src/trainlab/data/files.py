@@ -6,8 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from trainlab.data.base import Split, TabularDataModule
-from trainlab.data.folds import Fold
+from trainlab.data.base import TabularDataModule
 from trainlab.data.table import Encoder, category_values, is_numeric, numeric_values, read_table
 from trainlab.errors import UserError, require
 
@@ -43,33 +42,9 @@ class FileDataModule(TabularDataModule):
         task: TaskChoice = "auto",
         max_classes: int = 20,
         predict_path: str | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int = 1024,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        stratify: bool = True,
-        scale: bool = True,
-        predict_split: Split = "test",
-        seed: int = 42,
-        batches_per_step: int = 32,
-        on_device: bool = False,
-        folds: list[Fold] | None = None,
-        folds_exclude_test: bool = False,
+        **kwargs,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            stratify=stratify,
-            scale=scale,
-            predict_split=predict_split,
-            seed=seed,
-            batches_per_step=batches_per_step,
-            on_device=on_device,
-            folds=folds,
-            folds_exclude_test=folds_exclude_test,
-        )
+        super().__init__(**kwargs)  # TabularDataModule's arguments (jsonargparse lists them as this class's)
         self.save_hyperparameters(ignore=["task"])  # the model records the task, resolved; Lightning wants one value
         self.keep_hparams_plain()
         k = self.key
@@ -253,33 +228,9 @@ class BundledDataModule(TabularDataModule):
     def __init__(
         self,
         name: Literal["breast_cancer", "iris", "wine", "digits", "diabetes"] = "breast_cancer",
-        batch_size: int = 32,
-        eval_batch_size: int = 1024,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        stratify: bool = True,
-        scale: bool = True,
-        predict_split: Split = "test",
-        seed: int = 42,
-        batches_per_step: int = 32,
-        on_device: bool = False,
-        folds: list[Fold] | None = None,
-        folds_exclude_test: bool = False,
+        **kwargs,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            stratify=stratify,
-            scale=scale,
-            predict_split=predict_split,
-            seed=seed,
-            batches_per_step=batches_per_step,
-            on_device=on_device,
-            folds=folds,
-            folds_exclude_test=folds_exclude_test,
-        )
+        super().__init__(**kwargs)  # TabularDataModule's arguments (jsonargparse lists them as this class's)
         self.save_hyperparameters()
         self.keep_hparams_plain()
         require(name in BUNDLED, f"{self.key}.name", name, f"one of {', '.join(BUNDLED)}")

@@ -5,8 +5,7 @@ from typing import Literal
 import numpy as np
 from sklearn import datasets
 
-from trainlab.data.base import Split, TabularDataModule
-from trainlab.data.folds import Fold
+from trainlab.data.base import TabularDataModule
 from trainlab.errors import require
 
 Generator = Literal["classification", "moons", "circles", "blobs", "regression", "friedman1"]
@@ -72,33 +71,9 @@ class SyntheticDataModule(TabularDataModule):
         noise: float = 0.1,
         factor: float = 0.5,
         cluster_std: float = 1.0,
-        batch_size: int = 32,
-        eval_batch_size: int = 1024,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        stratify: bool = True,
-        scale: bool = True,
-        predict_split: Split = "test",
-        seed: int = 42,
-        batches_per_step: int = 32,
-        on_device: bool = False,
-        folds: list[Fold] | None = None,
-        folds_exclude_test: bool = False,
+        **kwargs,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            stratify=stratify,
-            scale=scale,
-            predict_split=predict_split,
-            seed=seed,
-            batches_per_step=batches_per_step,
-            on_device=on_device,
-            folds=folds,
-            folds_exclude_test=folds_exclude_test,
-        )
+        super().__init__(**kwargs)  # TabularDataModule's arguments (jsonargparse lists them as this class's)
         self.save_hyperparameters()
         self.keep_hparams_plain()
         k = self.key
