@@ -30,6 +30,7 @@ def check_search(config: TuneConfig) -> Search:
         "a multi-device trainer",
         "one device per trial (trials run in-process); run trials side by side with --workers instead",
     )
+    build_config(config.base, fit_overrides(config, metric, {}), f"metric {metric} with mode {config.mode}")
     direction = "maximize" if natural_mode(metric) == "max" else "minimize"
     for param in config.space:
         for value in param.extremes():
