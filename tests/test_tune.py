@@ -188,6 +188,7 @@ BAD = [
     ({"sampler": "grid", "space": {"model.init_args.lr": {"low": 0.001, "high": 0.1}}}, "a grid must be finite"),
     ({"overrides": {"trainer.max_epochs": 5}}, "val_fraction > 0"),
     ({"metric": "val/r2"}, "metric='val/r2'"),
+    ({"space": {"data.init_args.seed": [1, 2]}}, "trials must see the same data and splits"),
     ({"metric": "val/accuracy", "mode": "min"}, "run.mode='min' is not allowed: auto or max"),
     ({"colour": "blue"}, "unknown key 'colour'"),
 ]

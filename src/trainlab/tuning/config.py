@@ -39,6 +39,7 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "hyperband")
 MODES = ("auto", "min", "max")
 RANGE_KEYS = {"low", "high", "log", "step", "type"}
+SERVING_KEYS = ("batch_size", "batches_per_step", "eval_batch_size", "on_device", "scale")
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,14 @@ def _check(config: TuneConfig) -> None:
         folds, seed = config.cv.get("folds"), config.cv.setdefault("seed", 0)
         require(_is_int(folds) and folds >= 2, "cv.folds", folds, "an integer >= 2")
         require(_is_int(seed), "cv.seed", seed, "an integer")
+    for p in config.space:  # trials are compared on one validation split: none may change the data itself
+        option = p.key.removeprefix("data.init_args.")
+        if p.key.startswith("data.") and option not in SERVING_KEYS:
+            served = ", ".join(f"data.init_args.{k}" for k in SERVING_KEYS)
+            raise UserError(
+                f"space.{p.key}: trials must see the same data and splits to be compared; the data keys a "
+                f"search may change are how batches are served: {served}"
+            )
     if config.sampler == "grid":
         for p in config.space:
             require(
