@@ -236,3 +236,10 @@ def test_nested_cv_tunes_inside_each_outer_fold_without_seeing_it():
             assert saved["run"]["test_after_fit"] is False and not (trial / "metrics.json").exists()
         assert fold["metrics"]["test/accuracy"] > 0.5
     assert sorted(int(r["dataset_index"]) for r in read_csv(folder / "oof_predictions.csv")) == list(range(1000))
+
+
+def test_a_fold_that_diverges_in_a_worker_stops_the_cv_in_one_line(capsys):
+    args = ["cv", "-c", config("seed"), "--folds", "2", "--workers", "2", "--model.init_args.lr", "1e12"]
+    assert run_cli(*args, "--model.init_args.optimizer", "sgd", "--trainer.max_epochs", "3") == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trainlab: training failed:") and "Traceback" not in err

@@ -6,7 +6,7 @@ there are GPUs (CUDA cannot be used in a forked child). Each worker claims its s
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import time
 
 _claimed: dict | None = None  # this worker process's share, once claimed
 
@@ -23,15 +23,31 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` processes, each of which claims one share when it starts."""
+def run_all(workers: int, function, jobs: list[tuple], on_result=None) -> list:
+    """function(*job) for every job, in `workers` processes; the results in job order (`on_result` sees
+    each as soon as it and those before it are done). The first job to raise stops the others at once
+    (a study's interrupted trials are retried by its next run) and its error is raised here."""
     gpus = gpu_count()
     method = "fork" if not gpus and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     queue = context.Queue()
     for share in shares(workers, gpus, os.cpu_count() or 1):
         queue.put(share)
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_claim, initargs=(queue,))
+    with context.Pool(workers, initializer=_claim, initargs=(queue,)) as pool:
+        pending = [pool.apply_async(function, job) for job in jobs]
+        results = []
+        while len(results) < len(pending):
+            failed = next((r for r in pending if r.ready() and not r.successful()), None)
+            if failed is not None:
+                pool.terminate()
+                failed.get()  # raises the job's error
+            while len(results) < len(pending) and pending[len(results)].ready():
+                results.append(pending[len(results)].get())
+                if on_result:
+                    on_result(results[-1])
+            time.sleep(0.05)
+    queue.close()
+    return results
 
 
 def _claim(queue) -> None:

@@ -116,15 +116,9 @@ def run_folds(plan: CVPlan, workers: int = 1, on_fold=None) -> list[dict]:
             if on_fold:
                 on_fold(results[-1])
         return results
-    from trainlab import workers as worker_processes
+    from trainlab.workers import run_all
 
-    with worker_processes.pool(workers) as pool:
-        futures = [pool.submit(run_fold, plan, *job) for job in jobs]
-        results = []
-        for future in futures:
-            results.append(future.result())
-            if on_fold:
-                on_fold(results[-1])
+    results = run_all(workers, run_fold, [(plan, *job) for job in jobs], on_result=on_fold)
     return results
 
 

@@ -71,7 +71,4 @@ def run_workers(search, on_trial=None) -> None:
     if count == 1:
         work(search, 0, on_trial)
         return
-    with workers.pool(count) as pool:
-        futures = [pool.submit(work, search, index, on_trial) for index in range(count)]
-        for future in futures:
-            future.result()  # a worker's error (a UserError too) is raised here
+    workers.run_all(count, work, [(search, index, on_trial) for index in range(count)])
