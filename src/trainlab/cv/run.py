@@ -70,22 +70,22 @@ class HeldOutPredictions(Callback):
 
     def on_test_end(self, trainer, pl_module) -> None:
         data = trainer.datamodule
-        X, y = data.splits["test"]
+        X, y = (tensor.to(pl_module.device) for tensor in data.splits["test"])
         was_training = pl_module.training
         pl_module.eval()
-        with torch.inference_mode():
-            scores = tasks.metric_inputs(pl_module.task, pl_module(X.to(pl_module.device))).cpu()
+        with torch.inference_mode():  # the module's own predict_step: the same outputs `trainlab predict` writes
+            out = pl_module.predict_step((X, y, torch.arange(len(y), device=y.device)), 0)
         pl_module.train(was_training)
-        prediction = tasks.predicted_labels(pl_module.task, scores).numpy()
+        scores, prediction, y = (out[key].cpu().numpy() for key in ("scores", "prediction", "target"))
         self.rows = {
             "dataset_index": data.split_indices["test"],
-            "scores": scores.numpy(),
+            "scores": scores,
             "prediction": prediction,
-            "target": y.numpy(),
+            "target": y,
         }
         if pl_module.task != "regression":  # the data's own labels (a file's text classes), for the table
             self.rows["prediction_label"] = data.labels(prediction.astype(int).tolist())
-            self.rows["target_label"] = data.labels(y.numpy().astype(int).tolist())
+            self.rows["target_label"] = data.labels(y.astype(int).tolist())
 
 
 def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -> dict:

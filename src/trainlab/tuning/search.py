@@ -27,7 +27,7 @@ def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     """Check the config, create or resume the study, run its trials, write its results."""
     from trainlab.tuning.checks import check_search
     from trainlab.tuning.results import write_results
-    from trainlab.tuning.study import open_storage, prepare_study
+    from trainlab.tuning.study import open_storage, open_study, prepare_study
 
     quiet_lightning()
     search = check_search(config)
@@ -37,7 +37,7 @@ def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     if config.timeout is not None:
         search.deadline = time.time() + config.timeout  # the search's budget: checks and setup are not in it
     run_workers(search, on_trial)
-    study = prepare_study(search, open_storage(config))
+    study = open_study(search, open_storage(config))  # as the workers left it
     written = write_results(study, search)
     best = written.get("best")
     return TuneResult(
