@@ -6,7 +6,8 @@ there are GPUs (CUDA cannot be used in a forked child). Each worker claims its s
 
 import multiprocessing
 import os
-import time
+import queue
+import traceback
 
 _claimed: dict | None = None  # this worker process's share, once claimed
 
@@ -26,36 +27,68 @@ def gpu_count() -> int:
 def run_all(workers: int, function, jobs: list[tuple], on_result=None) -> list:
     """function(*job) for every job, in `workers` processes; the results in job order (`on_result` sees
     each as soon as it and those before it are done). The first job to raise stops the others at once
-    (a study's interrupted trials are retried by its next run) and its error is raised here."""
+    (killed: a study's interrupted trials are retried by its next run) and its error is raised here."""
     gpus = gpu_count()
     method = "fork" if not gpus and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    queue = context.Queue()
-    for share in shares(workers, gpus, os.cpu_count() or 1):
-        queue.put(share)
-    with context.Pool(workers, initializer=_claim, initargs=(queue,)) as pool:
-        pending = [pool.apply_async(function, job) for job in jobs]
-        results = []
-        while len(results) < len(pending):
-            failed = next((r for r in pending if r.ready() and not r.successful()), None)
-            if failed is not None:
-                pool.terminate()
-                failed.get()  # raises the job's error
-            while len(results) < len(pending) and pending[len(results)].ready():
-                results.append(pending[len(results)].get())
+    todo, done = context.Queue(), context.Queue()
+    for item in enumerate(jobs):
+        todo.put(item)
+    processes = [
+        context.Process(target=_serve, args=(share, function, todo, done))
+        for share in shares(workers, gpus, os.cpu_count() or 1)
+    ]
+    for process in processes:
+        todo.put(None)  # one end-of-work mark per worker
+        process.start()
+    results: dict[int, object] = {}
+    reported = 0
+    try:
+        while len(results) < len(jobs):
+            try:
+                index, error, value = done.get(timeout=0.5)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in processes):
+                    raise RuntimeError("a worker process died without a result") from None
+                continue
+            if error is not None:
+                raise error
+            results[index] = value
+            while reported in results:  # in job order
                 if on_result:
-                    on_result(results[-1])
-            time.sleep(0.05)
-    queue.close()
-    return results
+                    on_result(results[reported])
+                reported += 1
+    finally:
+        for process in processes:  # SIGKILL: a worker blocked anywhere stops now
+            if process.is_alive():
+                process.kill()
+            process.join()
+    return [results[index] for index in range(len(jobs))]
 
 
-def _claim(queue) -> None:
+def _serve(share: dict, function, todo, done) -> None:
+    """A worker: claim its share, then run jobs until the end-of-work mark or its first error."""
     global _claimed
-    _claimed = queue.get()
+    _claimed = share
     import torch
 
-    torch.set_num_threads(_claimed["threads"])
+    torch.set_num_threads(share["threads"])
+    while (item := todo.get()) is not None:
+        index, job = item
+        try:
+            done.put((index, None, function(*job)))
+        except Exception as error:
+            done.put((index, _portable(error), None))
+            return
+
+
+def _portable(error: Exception) -> Exception:
+    """The error as the main process can receive it: ours as they are, others with the worker's traceback."""
+    from trainlab.errors import TrainingFailed, UserError
+
+    if isinstance(error, UserError | TrainingFailed):
+        return error
+    return RuntimeError("a worker failed:\n" + "".join(traceback.format_exception(error)))
 
 
 def device_overrides() -> dict:
@@ -63,7 +96,3 @@ def device_overrides() -> dict:
     if _claimed is None or _claimed["gpu"] is None:
         return {}
     return {"trainer.accelerator": "gpu", "trainer.devices": [_claimed["gpu"]]}
-
-
-def claimed() -> dict | None:
-    return _claimed
