@@ -60,6 +60,11 @@ def make_metrics(task: str, num_classes: int | None, **options):
     from torchmetrics import classification as c
     from torchmetrics import regression as r
 
+    if task != "regression":
+        # The labels are 0..K-1 and the scores probabilities by construction (the data modules encode the
+        # labels, metric_inputs applies sigmoid or softmax): torchmetrics' checks of every batch (a sort
+        # and host synchronisations) would only cost time.
+        options = {"validate_args": False, **options}
     if task == "binary":
         metrics = {
             "accuracy": c.BinaryAccuracy(**options),

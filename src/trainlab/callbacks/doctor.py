@@ -45,12 +45,18 @@ class TrainingDoctor(pl.Callback):
             self.history = History()
             self.path = run_dir(trainer) / "diagnosis.json"  # every rank, now: log_dir is a collective
 
+    # Each series is stored as one float64 tensor: a checkpoint is written every epoch, and pickling a
+    # list of hundreds of floats cost more than the rest of the doctor's state together.
     def state_dict(self) -> dict:
-        return {"history": vars(self.history)} if hasattr(self, "history") else {}
+        if not hasattr(self, "history"):
+            return {}
+        return {"history": {k: torch.tensor(v, dtype=torch.float64) for k, v in vars(self.history).items()}}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "history" in state_dict:
-            self.history = History(**state_dict["history"])
+            saved = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v) for k, v in state_dict["history"].items()}
+            saved["val_epoch"] = [int(e) for e in saved["val_epoch"]]
+            self.history = History(**saved)
 
     # --- before training: what the data says about the configuration --------------------------------
     def on_fit_start(self, trainer, pl_module):
@@ -86,7 +92,8 @@ class TrainingDoctor(pl.Callback):
         layers = linear_layers(pl_module)
         if any(layer.weight.grad is None for layer in layers):
             return
-        norms = torch.stack([layer.weight.grad.norm() for layer in layers] + [global_grad_norm(pl_module)]).tolist()
+        weight_norms = torch._foreach_norm([layer.weight.grad for layer in layers])
+        norms = torch.stack([*weight_norms, global_grad_norm(pl_module)]).tolist()
         self._grads = {f"grad_norm/linear{i}": norm for i, norm in enumerate(norms[:-1])}
         self._grads["grad_norm/global"] = norms[-1]
 
@@ -95,8 +102,11 @@ class TrainingDoctor(pl.Callback):
         if not values:
             return  # no step this epoch
         layers = linear_layers(pl_module)
-        for i, (layer, before) in enumerate(zip(layers, self._weights_at_epoch_start, strict=True)):
-            values[f"update_ratio/linear{i}"] = float((layer.weight.detach() - before).norm() / (before.norm() + 1e-12))
+        before = self._weights_at_epoch_start
+        changes = torch._foreach_norm(torch._foreach_sub([layer.weight.detach() for layer in layers], before))
+        ratios = torch.stack(changes) / (torch.stack(torch._foreach_norm(before)) + 1e-12)
+        for i, ratio in enumerate(ratios.tolist()):  # one host synchronisation for all layers
+            values[f"update_ratio/linear{i}"] = ratio
         h = self.history
         h.grad_norm.append(values["grad_norm/global"])
         h.first_layer_grad.append(values["grad_norm/linear0"])
@@ -152,7 +162,7 @@ class StepwiseDoctor(TrainingDoctor):
 
 def global_grad_norm(pl_module) -> torch.Tensor:
     grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def linear_layers(pl_module) -> list[torch.nn.Linear]:

@@ -57,7 +57,8 @@ class TabularDataModule(pl.LightningDataModule):
     mini-batches go to each training_step call, which takes one optimizer step per mini-batch: fewer
     Lightning steps, the same training (1 gives one mini-batch per Lightning step; under DDP it is always
     1). `on_device` keeps the whole dataset on the accelerator (when it fits) instead of copying each
-    batch there.
+    batch there. Evaluation and prediction go in slices of `eval_batch_size` samples: without gradients
+    a large slice costs little memory, and each batch costs Lightning and the metrics a fixed overhead.
     """
 
     key = "data.init_args"  # where this module's arguments live in a config, for error messages
@@ -65,7 +66,7 @@ class TabularDataModule(pl.LightningDataModule):
     def __init__(
         self,
         batch_size: int = 32,
-        eval_batch_size: int = 1024,
+        eval_batch_size: int = 65536,
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         stratify: bool = True,

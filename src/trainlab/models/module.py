@@ -1,5 +1,6 @@
 """The LightningModule: the MLP plus the task's loss, metrics, optimizer and scheduler."""
 
+import math
 from collections.abc import Iterable
 from typing import Literal
 
@@ -168,15 +169,14 @@ class MLPModule(pl.LightningModule):
         optimizer = self.optimizers()
         h, trainer = self.hparams, self.trainer
         l1_penalty, clip = h.l1_penalty, h.gradient_clip_val
+        if trainer.max_steps >= 0:  # max_steps stays exact although one call takes several steps
+            batches = batches[: max(trainer.max_steps - trainer.global_step, 0)]
         losses, sizes = [], []
         for batch in batches:
-            if 0 <= trainer.max_steps <= trainer.global_step:
-                break
             loss, _, y = self.model_step(batch)
             if not self._finite_everywhere(loss):  # checked before the step, so a bad one is never taken
-                self._fail_non_finite(loss, optimizer)
-            self._last_loss = loss.detach()
-            optimizer.zero_grad(set_to_none=True)
+                self._fail_non_finite(loss, optimizer, losses[-1] if losses else self._last_loss)
+            self._zero_grad(optimizer)
             self._backward(loss + l1_penalty * self.l1_norm() if l1_penalty > 0 else loss)
             if clip is not None:
                 self.clip_gradients(optimizer, clip, h.gradient_clip_algorithm)
@@ -184,6 +184,7 @@ class MLPModule(pl.LightningModule):
             losses.append(loss.detach())
             sizes.append(len(y))
         if losses:
+            self._last_loss = losses[-1]
             count = sum(sizes)
             mean = torch.stack(losses) @ torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device) / count
             # sync_dist: under DDP the epoch's mean is taken over every rank's samples (at epoch end only)
@@ -202,18 +203,19 @@ class MLPModule(pl.LightningModule):
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (so that all ranks stop together). On the CPU this costs
         nothing; on a GPU it is one host synchronisation per step."""
-        finite = bool(torch.isfinite(loss))
-        if self.trainer.world_size > 1:
+        finite = math.isfinite(loss.item())
+        if not self._lean and self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         return finite
 
-    def _fail_non_finite(self, loss: torch.Tensor, optimizer) -> None:
+    def _fail_non_finite(self, loss: torch.Tensor, optimizer, last_loss: torch.Tensor | None) -> None:
         """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
         trainer = self.trainer
         lr_now, lr = optimizer.param_groups[0]["lr"], self.hparams.lr
-        last = float(self._last_loss) if self._last_loss is not None else None
+        value = loss.item()
+        last = float(last_loss) if last_loss is not None else None
         report = {
-            "loss": float(loss),
+            "loss": value,
             "epoch": self.current_epoch + 1,
             "step": trainer.global_step + 1,
             "last_finite_loss": last,
@@ -221,7 +223,7 @@ class MLPModule(pl.LightningModule):
         }
         rate = f"{lr_now:g}" if lr_now == lr else f"{lr_now:g} now, {lr:g} configured"
         raise TrainingFailed(
-            f"the training loss became {float(loss)} at epoch {report['epoch']}, step {report['step']} (the last "
+            f"the training loss became {value} at epoch {report['epoch']}, step {report['step']} (the last "
             f"finite loss was {last}); the learning rate ({rate}) is likely too high for this model: try "
             f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with "
             "it: the run's last checkpoint, if it has one, is its last good epoch",
@@ -245,6 +247,14 @@ class MLPModule(pl.LightningModule):
             is_overridden(hook, callback, pl.Callback) for callback in trainer.callbacks for hook in STEP_HOOKS
         )
         self._lean = type(trainer.strategy) is SingleDeviceStrategy and scaler is None and not listening
+        self._trained = [p for p in self.parameters() if p.requires_grad]
+
+    def _zero_grad(self, optimizer) -> None:
+        if self._lean:  # what optimizer.zero_grad(set_to_none=True) does, without its profiling wrapper
+            for parameter in self._trained:
+                parameter.grad = None
+        else:
+            optimizer.zero_grad(set_to_none=True)
 
     def _backward(self, objective: torch.Tensor) -> None:
         if self._lean:
@@ -298,7 +308,9 @@ class MLPModule(pl.LightningModule):
     def _log_epoch(self, stage: str) -> dict:
         metrics = self.metrics[stage]
         if stage == "val" and self._thin_val_epoch():
-            values = {key: metric.compute() for key, metric in metrics.items() if key in self.val_metrics_always}
+            # copy_state=False: computing reads the shared states of a compute group; copies are for writers
+            chosen = metrics.items(copy_state=False)
+            values = {key: metric.compute() for key, metric in chosen if key in self.val_metrics_always}
         else:
             values = metrics.compute()
         values = {f"{stage}/loss": self.losses[stage].compute(), **values}
