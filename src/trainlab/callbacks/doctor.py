@@ -54,7 +54,8 @@ class TrainingDoctor(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "history" in state_dict:
-            saved = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v) for k, v in state_dict["history"].items()}
+            stored = state_dict["history"]  # tensors; lists in checkpoints of earlier versions
+            saved = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v) for k, v in stored.items()}
             saved["val_epoch"] = [int(e) for e in saved["val_epoch"]]
             self.history = History(**saved)
 
