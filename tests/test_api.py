@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import trainlab
@@ -11,6 +12,18 @@ from conftest import QUIET, config, read_json, run_cli, run_dirs
 from trainlab.errors import UserError
 
 SHORT = {"trainer.max_epochs": 3, "trainer.enable_progress_bar": False, "run.report": False}
+QUIET_API = {"trainer.enable_progress_bar": False}
+
+
+def test_last_ckpt_is_the_final_epoch_and_the_chapter_tests_it():
+    # The seed config's val/loss is lowest at an earlier epoch: Lightning 2.6's save_last would have left
+    # that epoch in last.ckpt, and test_ckpt last would then have tested it instead of the final model.
+    fitted = trainlab.fit(config("seed"), **{"trainer.enable_progress_bar": False, "run.report": False})
+    last = torch.load(fitted.last_checkpoint, weights_only=True)
+    best = torch.load(fitted.best_checkpoint, weights_only=True)
+    assert last["epoch"] == 99 and last["global_step"] == 100 * 25  # 800 training samples in batches of 32
+    assert best["epoch"] < 99  # the premise: the best epoch is not the last
+    assert trainlab.test(config("seed"), fitted.last_checkpoint, **QUIET_API).metrics == fitted.metrics
 
 
 def test_fit_test_predict_round_trip_matches_the_cli():

@@ -45,21 +45,6 @@ def test_thresholds_are_configurable():
     assert diagnose(history, {}, DoctorOptions(overfit_rise=0.05))["verdict"] == "overfitting"
 
 
-def test_the_history_survives_a_checkpoint_as_tensors_and_from_older_lists():
-    from trainlab.callbacks.doctor import TrainingDoctor
-
-    history = History(train_loss=[0.7, 0.123456789012345], val_loss=[0.8], val_epoch=[1], **LINEAR)
-    saved = TrainingDoctor()
-    saved.history = history
-    state = saved.state_dict()
-    assert all(isinstance(series, torch.Tensor) for series in state["history"].values())  # one object per series
-    for stored in (state, {"history": vars(history)}):  # this version's checkpoints, and older ones with lists
-        loaded = TrainingDoctor()
-        loaded.load_state_dict(stored)
-        assert loaded.history == history  # floats exact (float64), epochs back as ints
-        assert all(type(epoch) is int for epoch in loaded.history.val_epoch)
-
-
 def test_remedies_are_worked_out_from_the_run():
     hparams = {"lr": 0.01, "hidden_dims": [256, 128], "dropout": 0.0, "weight_decay": 0.0}
     found = diagnose(

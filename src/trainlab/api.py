@@ -110,6 +110,7 @@ def report(*run_dirs: str | Path, out: str | Path = "comparison.html") -> list[P
 
 
 def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunResult:
+    from trainlab.callbacks import LastCheckpoint
     from trainlab.lightning_cli import override_args, run_lightning_cli
 
     with _config_path(config) as path:
@@ -132,9 +133,10 @@ def _run(command: str, config, ckpt_path, overrides: dict, callbacks=()) -> RunR
         or {key: float(value) for key, value in trainer.callback_metrics.items()},
     )
     if command == "fit":
-        checkpoint = trainer.checkpoint_callback
+        checkpoint = trainer.checkpoint_callback  # the best one's (see TrainlabCLI.instantiate_trainer)
         result.best_checkpoint = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
-        result.last_checkpoint = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
+        last = [c.path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)]
+        result.last_checkpoint = last[0] if last else None
         score = checkpoint.best_model_score if checkpoint else None
         result.best_score = float(score) if score is not None else None
         result.diagnosis = read_json_if_exists(run_dir / "diagnosis.json")

@@ -1,8 +1,14 @@
-"""Checking a checkpoint path before Lightning touches it, so a bad one gets one clear message."""
+"""Checkpoint files: checking a path before Lightning touches it (so a bad one gets one clear message),
+and writing them quickly."""
 
+import io
 from pathlib import Path
 
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+
 from trainlab.errors import UserError
+from trainlab.io import write_bytes_atomic
 
 
 def check_checkpoint(path: str) -> dict:
@@ -15,8 +21,6 @@ def check_checkpoint(path: str) -> dict:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"{key}={path!r}: no such file; give the path of a .ckpt file")
-    import torch
-
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file; any of them means unreadable
@@ -26,3 +30,18 @@ def check_checkpoint(path: str) -> dict:
     if missing:
         raise UserError(f"{key}={path!r}: not a trainlab checkpoint (missing {', '.join(missing)})")
     return checkpoint["hyper_parameters"]
+
+
+class LocalCheckpointIO(TorchCheckpointIO):
+    """Lightning's TorchCheckpointIO, writing local files directly (to a temporary file, then a rename).
+
+    A fit writes last.ckpt every epoch; Lightning's writer goes through fsspec, which cost a quarter of each
+    save, more than pickling the model. Remote paths (s3://, ...) still go through fsspec. Like Lightning,
+    no fsync: a killed process's writes survive; a power cut may lose the last epochs."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_bytes_atomic(path, buffer.getbuffer(), durable=False)

@@ -7,7 +7,9 @@ import uuid
 from pathlib import Path
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = True) -> Path:
+    """Write `data` to `path` through a temporary file and a rename. `durable` also waits for the disk
+    (fsync), so that the file survives a power cut, not only a kill of this process."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # os.open applies the umask (tempfile.mkstemp would make an owner-only file)
@@ -16,8 +18,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

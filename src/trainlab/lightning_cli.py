@@ -12,14 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
-from trainlab.callbacks import EpochProgressBar, EpochSummary, MetricsWriter, PredictionsWriter, SaveOnInterrupt
+from trainlab.callbacks import (
+    EpochProgressBar,
+    EpochSummary,
+    LastCheckpoint,
+    MetricsWriter,
+    PredictionsWriter,
+    SaveOnInterrupt,
+)
 from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
 from trainlab.callbacks.report import ReportWriter
-from trainlab.checkpoints import check_checkpoint
+from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint
 from trainlab.data import TabularDataModule
 from trainlab.diagnosis import DoctorOptions
 from trainlab.errors import UserError, as_user_error, require
@@ -122,15 +130,10 @@ class TrainlabCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())
         if trainer.get("enable_checkpointing") is not False:
-            callbacks.append(
-                ModelCheckpoint(
-                    monitor=run.monitor,
-                    mode=mode,
-                    save_last=True,
-                    filename="best-epoch{epoch:03d}",
-                    auto_insert_metric_name=False,
-                )
+            best = ModelCheckpoint(
+                monitor=run.monitor, mode=mode, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False
             )
+            callbacks += [best, LastCheckpoint()]  # in this order: last.ckpt records the best one's state
         if run.report:
             callbacks.append(ReportWriter())
         if run.doctor is not None:
@@ -143,6 +146,10 @@ class TrainlabCLI(LightningCLI):
                 EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta)
             )
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
+        plugins = trainer.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # unless the config brings its own
+            kwargs["plugins"] = [*plugins, LocalCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
 
     def _check_trainer_options(self) -> None:

@@ -1,4 +1,11 @@
-from trainlab.callbacks.outputs import EpochSummary, MetricsWriter, PredictionsWriter, SaveOnInterrupt
+from trainlab.callbacks.outputs import EpochSummary, LastCheckpoint, MetricsWriter, PredictionsWriter, SaveOnInterrupt
 from trainlab.callbacks.progress import EpochProgressBar
 
-__all__ = ["EpochProgressBar", "EpochSummary", "MetricsWriter", "PredictionsWriter", "SaveOnInterrupt"]
+__all__ = [
+    "EpochProgressBar",
+    "EpochSummary",
+    "LastCheckpoint",
+    "MetricsWriter",
+    "PredictionsWriter",
+    "SaveOnInterrupt",
+]

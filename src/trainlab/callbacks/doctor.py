@@ -45,19 +45,12 @@ class TrainingDoctor(pl.Callback):
             self.history = History()
             self.path = run_dir(trainer) / "diagnosis.json"  # every rank, now: log_dir is a collective
 
-    # Each series is stored as one float64 tensor: a checkpoint is written every epoch, and pickling a
-    # list of hundreds of floats cost more than the rest of the doctor's state together.
     def state_dict(self) -> dict:
-        if not hasattr(self, "history"):
-            return {}
-        return {"history": {k: torch.tensor(v, dtype=torch.float64) for k, v in vars(self.history).items()}}
+        return {"history": vars(self.history)} if hasattr(self, "history") else {}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "history" in state_dict:
-            stored = state_dict["history"]  # tensors; lists in checkpoints of earlier versions
-            saved = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v) for k, v in stored.items()}
-            saved["val_epoch"] = [int(e) for e in saved["val_epoch"]]
-            self.history = History(**saved)
+            self.history = History(**state_dict["history"])
 
     # --- before training: what the data says about the configuration --------------------------------
     def on_fit_start(self, trainer, pl_module):

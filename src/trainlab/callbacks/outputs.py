@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, Checkpoint
 
 from trainlab import tasks
 from trainlab.io import write_json_atomic, write_text_atomic
@@ -106,6 +106,24 @@ class EpochSummary(Callback):
             if key in metrics:
                 parts.append(f"{key} {float(metrics[key]):.4f}")
         console_print(trainer, ", ".join(parts))
+
+
+class LastCheckpoint(Checkpoint):
+    """`checkpoints/last.ckpt`: the end of every training epoch, one file replaced atomically each time, so
+    that a resume continues exactly and `run.test_ckpt last` tests the final model.
+
+    Lightning 2.6's `ModelCheckpoint(save_last=True)` writes last.ckpt only in epochs that also save a
+    top-k checkpoint: it held the best epoch, not the last. A Checkpoint runs after the other callbacks
+    (Lightning orders them last, in turn), so the file records the best checkpoint's state too."""
+
+    path: Path | None = None  # once written
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.fast_dev_run:
+            return
+        path = run_dir(trainer) / "checkpoints" / "last.ckpt"  # every rank: log_dir is a collective under DDP
+        trainer.save_checkpoint(path, weights_only=False)  # every rank: saving is a collective
+        self.path = path
 
 
 class SaveOnInterrupt(Callback):
