@@ -26,6 +26,35 @@ def test_last_ckpt_is_the_final_epoch_and_the_chapter_tests_it():
     assert trainlab.test(config("seed"), fitted.last_checkpoint, **QUIET_API).metrics == fitted.metrics
 
 
+class LastCheckpointProbe(__import__("lightning").pytorch.Callback):
+    """Reads checkpoints/last.ckpt at the start of every epoch: which epoch it held then."""
+
+    def __init__(self):
+        self.held: list[int | None] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        path = Path(trainer.log_dir) / "checkpoints" / "last.ckpt"
+        self.held.append(torch.load(path, weights_only=True)["epoch"] if path.exists() else None)
+
+
+@pytest.mark.parametrize("every, held", [(0, [None, 0, 1, 2, 3]), (3600, [None, 0, 0, 0, 0])])
+def test_last_ckpt_is_written_every_epoch_or_at_most_every_n_seconds_and_always_at_the_end(every, held):
+    probe = LastCheckpointProbe()
+    settings = {"trainer.max_epochs": 5, "run.last_checkpoint_every": every, "run.test_after_fit": False}
+    fitted = trainlab.fit(config("seed"), callbacks=[probe], **QUIET_API, **settings)
+    assert probe.held == held
+    assert torch.load(fitted.last_checkpoint, weights_only=True)["epoch"] == 4  # the final epoch, either way
+
+
+def test_last_ckpt_ends_with_an_early_stop():
+    settings = {"data.init_args.val_fraction": 0.2, "run.early_stopping": {"patience": 1}, "run.test_after_fit": False}
+    fitted = trainlab.fit(config("seed"), **QUIET_API, **settings)
+    stopped = torch.load(fitted.last_checkpoint, weights_only=True)
+    trained = len(fitted.diagnosis["history"]["train_loss"])
+    assert trained < 100 and stopped["epoch"] == trained - 1  # it stopped early; last.ckpt holds that epoch
+    assert stopped["global_step"] == trained * 19  # 600 training samples in batches of 32
+
+
 def test_fit_test_predict_round_trip_matches_the_cli():
     assert run_cli("fit", "-c", config("default"), "--trainer.max_epochs", "3", *QUIET) == 0
     (cli_run,) = run_dirs("default")

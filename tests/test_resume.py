@@ -49,7 +49,8 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one():
     killed = run_dirs("seed")[-1]
     last = killed / "checkpoints" / "last.ckpt"
     saved_epoch = torch.load(last, weights_only=True)["epoch"]  # 0-based: epochs 1..saved_epoch+1 are done
-    assert 6 <= saved_epoch < 59  # the summary line prints just before the epoch's checkpoint is saved
+    # last.ckpt is written at most once a second (run.last_checkpoint_every): some epoch before the kill
+    assert 0 <= saved_epoch < 8
     assert not (killed / "metrics.json").exists()
 
     assert run_cli("fit", "-c", config("seed"), *ARGS, "--ckpt_path", last) == 0

@@ -56,6 +56,8 @@ class RunOptions:
             headline metric (val/accuracy or val/r2) and `monitor` are logged every epoch.
         test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
         test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
+        last_checkpoint_every: seconds between writes of checkpoints/last.ckpt at epoch ends (it is
+            always written when the fit ends; a kill loses at most this much training); 0: every epoch.
         report: after a test, write plots/*.png and report.html and log the figures to TensorBoard.
         verbose: print the test metrics' table and the doctor's verdict (tuning trials turn it off).
         doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
@@ -68,6 +70,7 @@ class RunOptions:
     val_metrics_every: int = 1
     test_after_fit: bool = True
     test_ckpt: Literal["best", "last"] = "best"
+    last_checkpoint_every: float = 1.0
     report: bool = True
     verbose: bool = True
     doctor: DoctorOptions | None = field(default_factory=DoctorOptions)
@@ -133,7 +136,8 @@ class TrainlabCLI(LightningCLI):
             best = ModelCheckpoint(
                 monitor=run.monitor, mode=mode, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False
             )
-            callbacks += [best, LastCheckpoint()]  # in this order: last.ckpt records the best one's state
+            last = LastCheckpoint(every=run.last_checkpoint_every)
+            callbacks += [best, last]  # in this order: last.ckpt records the best one's state
         if run.report:
             callbacks.append(ReportWriter())
         if run.doctor is not None:
@@ -208,6 +212,8 @@ class TrainlabCLI(LightningCLI):
         )
         require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
         require(run.val_metrics_every >= 1, "run.val_metrics_every", run.val_metrics_every, "an integer >= 1")
+        every = run.last_checkpoint_every
+        require(every >= 0, "run.last_checkpoint_every", every, "a number of seconds >= 0 (0: every epoch)")
         if run.early_stopping is not None:
             require(
                 run.early_stopping.patience >= 1,

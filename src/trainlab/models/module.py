@@ -226,7 +226,8 @@ class MLPModule(pl.LightningModule):
             f"the training loss became {value} at epoch {report['epoch']}, step {report['step']} (the last "
             f"finite loss was {last}); the learning rate ({rate}) is likely too high for this model: try "
             f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with "
-            "it: the run's last checkpoint, if it has one, is its last good epoch",
+            "it: checkpoints/last.ckpt, if the run wrote one, holds a good epoch (at most "
+            "run.last_checkpoint_every seconds of training before this one)",
             report,
         )
 
