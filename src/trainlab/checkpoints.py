@@ -35,9 +35,10 @@ def check_checkpoint(path: str) -> dict:
 class LocalCheckpointIO(TorchCheckpointIO):
     """Lightning's TorchCheckpointIO, writing local files directly (to a temporary file, then a rename).
 
-    A fit writes last.ckpt every epoch; Lightning's writer goes through fsspec, which cost a quarter of each
-    save, more than pickling the model. Remote paths (s3://, ...) still go through fsspec. Like Lightning,
-    no fsync: a killed process's writes survive; a power cut may lose the last epochs."""
+    A fit saves often (the best checkpoint whenever it improves, last.ckpt every second); Lightning's
+    writer goes through fsspec, which cost a quarter of each save. Remote paths (s3://, ...) still go
+    through fsspec. Like Lightning, no fsync: a killed process's writes survive; a power cut may lose
+    the latest saves."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None or "://" in str(path):
