@@ -1,6 +1,7 @@
 """The trainlab command end to end: real Lightning fits, tests and predictions on every config."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,23 @@ def test_help_and_version_answer_without_lightning():
 def test_python_dash_m_trainlab():
     done = subprocess.run([sys.executable, "-m", "trainlab", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "trainlab 0.1.0"
+
+
+def test_checkpoints_are_written_by_trainlab_unless_the_config_brings_its_own_writer():
+    from lightning.pytorch.plugins.io import AsyncCheckpointIO
+
+    from trainlab.checkpoints import LocalCheckpointIO
+    from trainlab.lightning_cli import run_lightning_cli
+
+    base = ["-c", config("seed"), *QUIET]  # no command: the classes are built, nothing runs
+    assert type(run_lightning_cli(base, run=False).trainer.strategy.checkpoint_io) is LocalCheckpointIO
+    own = ["--trainer.plugins", "lightning.pytorch.plugins.io.AsyncCheckpointIO"]
+    assert type(run_lightning_cli(base + own, run=False).trainer.strategy.checkpoint_io) is AsyncCheckpointIO
+    # a strategy that names its own writer is built as before (no second writer through the plugins)
+    writer = {"class_path": "lightning.pytorch.plugins.io.AsyncCheckpointIO"}
+    strategy = {
+        "class_path": "lightning.pytorch.strategies.SingleDeviceStrategy",
+        "init_args": {"device": "cpu", "checkpoint_io": writer},
+    }
+    cli = run_lightning_cli(base + ["--trainer.strategy", json.dumps(strategy)], run=False)
+    assert type(cli.trainer.strategy.checkpoint_io) is AsyncCheckpointIO

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lightning.fabric.plugins import CheckpointIO
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -150,11 +150,12 @@ class TrainlabCLI(LightningCLI):
                 EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta)
             )
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
-        plugins = trainer.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # unless the config brings its own
-            kwargs["plugins"] = [*plugins, LocalCheckpointIO()]
-        return super().instantiate_trainer(**kwargs)
+        built = super().instantiate_trainer(**kwargs)
+        # Only in place of the strategy's plain default: a config's own CheckpointIO (as a plugin or in the
+        # strategy) and strategies that need theirs (XLA) keep it.
+        if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
+            built.strategy.checkpoint_io = LocalCheckpointIO()
+        return built
 
     def _check_trainer_options(self) -> None:
         """Trainer options that trainlab replaces or relies on."""

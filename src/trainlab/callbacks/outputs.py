@@ -119,7 +119,8 @@ class LastCheckpoint(Checkpoint):
 
     Lightning 2.6's `ModelCheckpoint(save_last=True)` writes last.ckpt only in epochs that also save a
     top-k checkpoint (it held the best epoch, not the last), hence this callback. A Checkpoint runs after
-    the other callbacks (Lightning orders them last, in turn): the file records the best one's state too."""
+    the other callbacks (Lightning orders them last, in turn): the file records the best one's state too.
+    Loggers that upload checkpoints (`log_model` of W&B, MLflow) see the ModelCheckpoint's files only."""
 
     def __init__(self, every: float = 0.0):
         self.every = every
