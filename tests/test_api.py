@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -26,7 +27,7 @@ def test_last_ckpt_is_the_final_epoch_and_the_chapter_tests_it():
     assert trainlab.test(config("seed"), fitted.last_checkpoint, **QUIET_API).metrics == fitted.metrics
 
 
-class LastCheckpointProbe(__import__("lightning").pytorch.Callback):
+class LastCheckpointProbe(pl.Callback):
     """Reads checkpoints/last.ckpt at the start of every epoch: which epoch it held then."""
 
     def __init__(self):
