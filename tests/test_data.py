@@ -150,7 +150,7 @@ def test_seed_config_data_equals_the_chapter_code():
 def epoch_rows(loader, epoch: int) -> torch.Tensor:
     """The training rows a loader serves in one epoch, in order (groups flattened)."""
     loader.set_epoch(epoch)
-    return torch.cat([x for group in loader for x, _ in group])
+    return torch.cat([batch[0] if batch[0].dim() == 2 else batch[0][0] for group in loader for batch in group])
 
 
 def sorted_rows(X: torch.Tensor) -> torch.Tensor:
@@ -172,6 +172,8 @@ def test_training_batches_cover_each_sample_once_per_epoch_in_a_seeded_order():
     X, y = dm.splits["train"]
     other_seed = TensorBatches(X, y, batch_size=32, shuffle=True, seed=43, group=2)
     assert not torch.equal(epoch_rows(other_seed, 0), epochs[0])  # same data, another shuffling seed
+    dm.serve_members([(0, 1)])  # the same data for a model member of another seed: its own order
+    assert not torch.equal(epoch_rows(dm.train_dataloader(), 0), epochs[0])
 
 
 def test_training_batches_come_in_groups_of_mini_batches():
@@ -179,9 +181,10 @@ def test_training_batches_come_in_groups_of_mini_batches():
     loader = dm.train_dataloader()
     groups = list(loader)
     assert len(loader) == len(groups) == 3
-    assert [[len(x) for x, _ in group] for group in groups] == [[32, 32], [32, 32], [22]]
-    x, y = groups[0][0]
-    assert x.shape == (32, 2) and y.shape == (32,)
+    assert [[x.shape[1] for x, _, _ in group] for group in groups] == [[32, 32], [32, 32], [22]]
+    x, y, counts = groups[0][0]
+    assert x.shape == (1, 32, 2) and y.shape == (1, 32) and counts is None  # one member, all rows real
+    x, y = x[0], y[0]
     # features and targets stay paired through the shuffle
     X_train, y_train = dm.splits["train"]
     row = int(torch.nonzero((X_train == x[0]).all(1))[0])

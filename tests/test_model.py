@@ -41,11 +41,15 @@ def test_weight_init_options(init):
 
 @pytest.mark.parametrize(
     "task, num_classes, logits_shape",
-    [("binary", 2, (7, 1)), ("multiclass", 5, (7, 5)), ("regression", None, (7, 1))],
+    [("binary", 2, (1, 7, 1)), ("multiclass", 5, (1, 7, 5)), ("regression", None, (1, 7, 1))],
 )
 def test_forward_shapes_per_task(task, num_classes, logits_shape):
+    """forward gives every member's logits [K, B, out]; scores the model's prediction per sample."""
     module = MLPModule(input_dim=3, task=task, num_classes=num_classes, hidden_dims=[8])
     assert module(torch.randn(7, 3)).shape == logits_shape
+    assert module.scores(torch.randn(7, 3)).shape == ((7, 5) if task == "multiclass" else (7,))
+    three = MLPModule(input_dim=3, task=task, num_classes=num_classes, hidden_dims=[8], ensemble=3)
+    assert three(torch.randn(7, 3)).shape == (3, *logits_shape[1:])
 
 
 def batch_for(task: str, n: int = 64):
@@ -109,7 +113,7 @@ def fit(module, data: dict | None = None, **trainer_options):
 def test_l1_norm_is_the_weights_l1_norm_and_the_penalty_shrinks_it():
     torch.manual_seed(0)
     plain = MLPModule(input_dim=4, task="binary", hidden_dims=[16], lr=0.01)
-    weights = [plain.net[0].weight, plain.net[2].weight]
+    weights = [plain.net.weight(0), plain.net.weight(1)]
     assert torch.isclose(plain.l1_norm(), sum(w.abs().sum() for w in weights))
     torch.manual_seed(0)
     penalised = MLPModule(input_dim=4, task="binary", hidden_dims=[16], lr=0.01, l1_penalty=0.01)
@@ -132,7 +136,7 @@ def test_gradient_clipping_bounds_every_step():
 def test_schedulers_step_once_per_epoch():
     module = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="step", step_size=1, gamma=0.5)
     trainer = fit(module)
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert trainer.optimizers[0].rates()[0] == pytest.approx(0.1 * 0.5**3)
 
 
 class ListensToBackward(pl.Callback):
@@ -170,11 +174,11 @@ def test_max_steps_is_exact_although_steps_are_grouped():
 def test_step_and_cosine_schedulers_step_once_per_epoch():
     step = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="step", step_size=1, gamma=0.5)
     trainer = fit(step, max_epochs=3)
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert trainer.optimizers[0].rates()[0] == pytest.approx(0.1 * 0.5**3)
     cosine = MLPModule(input_dim=4, task="binary", lr=0.1, scheduler="cosine")  # T_max: the run's max_epochs
     trainer = fit(cosine, max_epochs=4)
     assert trainer.lr_scheduler_configs[0].scheduler.T_max == 4
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # a half cosine, ended
+    assert trainer.optimizers[0].rates()[0] == pytest.approx(0.0, abs=1e-12)  # a half cosine, ended
 
 
 class ValLossRecorder(pl.Callback):
@@ -186,22 +190,23 @@ class ValLossRecorder(pl.Callback):
             self.losses.append(float(trainer.callback_metrics["val/loss"]))
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+        self.lrs.append(float(trainer.optimizers[0].rates()[0]))
 
 
 @pytest.mark.parametrize("every", [1, 2])
 def test_plateau_scheduler_steps_on_each_fresh_validation_loss(every):
     """Our stepping must equal torch's ReduceLROnPlateau fed the validation losses, once per validation."""
-    module = MLPModule(input_dim=4, task="binary", lr=0.05, scheduler="plateau", plateau_patience=0, gamma=0.5)
+    pl.seed_everything(0)
+    module = MLPModule(input_dim=4, task="binary", lr=0.3, scheduler="plateau", plateau_patience=0, gamma=0.5)
     recorder = ValLossRecorder()
-    trainer = fit(module, max_epochs=8, check_val_every_n_epoch=every, callbacks=[recorder])
-    assert len(recorder.losses) == 8 // every
+    trainer = fit(module, max_epochs=12 * every, check_val_every_n_epoch=every, callbacks=[recorder])
+    assert len(recorder.losses) == 12
     reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05), factor=0.5, patience=0
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.3), factor=0.5, patience=0
     )
     for loss in recorder.losses:
         reference.step(loss)
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(reference.get_last_lr()[0])
+    assert trainer.optimizers[0].rates()[0] == pytest.approx(reference.get_last_lr()[0])
     assert len(set(recorder.lrs)) > 1  # the rate did change: the test has teeth
 
 
@@ -210,9 +215,10 @@ def test_optimizer_settings_reach_the_optimizer():
         input_dim=2, task="binary", optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
     )
     opt = module.configure_optimizers()
-    group = opt.param_groups[0]
-    assert isinstance(opt, torch.optim.SGD)
-    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.05, 0.9, True, 1e-3)
+    assert opt.algorithm == "sgd" and opt.nesterov
+    assert opt.rates().tolist() == pytest.approx([0.05])
+    assert opt.momentum.flatten().tolist() == pytest.approx([0.9])
+    assert opt.weight_decay.flatten().tolist() == pytest.approx([1e-3])
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,8 @@ class TrainlabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(RunOptions, "run")
         # The data decides what the model's input and output are; configs never repeat them.
-        for source, target in (("num_features", "input_dim"), ("task", "task"), ("num_classes", "num_classes")):
+        links = (("num_features", "input_dim"), ("task", "task"), ("num_classes", "num_classes"), ("num_slots", "slots"))
+        for source, target in links:
             parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
 
     def parse_arguments(self, parser, args) -> None:
@@ -128,8 +129,10 @@ class TrainlabCLI(LightningCLI):
         self._check_checkpoint_fits_data()
         self.model.log_val_metrics(every=run.val_metrics_every, always=[run.monitor])
         mode = monitor_mode(run)
-        callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter(), SaveOnInterrupt()]
         trainer = self._get(self.config_init, "trainer")
+        if self.model.slot_evaluation is not None:
+            return self._instantiate_pack_trainer(run, mode, trainer, **kwargs)
+        callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter(), SaveOnInterrupt()]
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())
         if trainer.get("enable_checkpointing") is not False:
@@ -153,6 +156,23 @@ class TrainlabCLI(LightningCLI):
         built = super().instantiate_trainer(**kwargs)
         # Only in place of the strategy's plain default: a config's own CheckpointIO (as a plugin or in the
         # strategy) and strategies that need theirs (XLA) keep it.
+        if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
+            built.strategy.checkpoint_io = LocalCheckpointIO()
+        return built
+
+    def _instantiate_pack_trainer(self, run: RunOptions, mode: str, trainer: dict, **kwargs):
+        """A pack of several slots (packed cv folds): each slot stops early and keeps its best weights on its
+        own (the module's SlotEvaluation), so Lightning's EarlyStopping and ModelCheckpoint, which watch one
+        value, are left out; the slots' own run directories are written by the caller's SlotRuns callback."""
+        stop = run.early_stopping
+        self.model.slot_evaluation.configure(
+            run.monitor, mode, stop.patience if stop else None, stop.min_delta if stop else 0.0
+        )
+        callbacks = [SaveOnInterrupt()]
+        if trainer.get("enable_checkpointing") is not False:
+            callbacks.append(LastCheckpoint(every=run.last_checkpoint_every))
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
+        built = super().instantiate_trainer(**kwargs)
         if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
             built.strategy.checkpoint_io = LocalCheckpointIO()
         return built
@@ -232,6 +252,12 @@ class TrainlabCLI(LightningCLI):
     def after_fit(self) -> None:
         run: RunOptions = self._get(self.config_init, "run")
         if not run.test_after_fit or self.trainer.interrupted:
+            return
+        slots = self.model.slot_evaluation
+        if slots is not None:  # the weights each slot tests are put in place in memory
+            if run.test_ckpt == "best":
+                slots.restore_best(self.model)
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
             return
         # Without checkpoints (fast_dev_run, enable_checkpointing false) the weights in memory are the last.
         saved = self.trainer.checkpoint_callback is not None and not self.trainer.fast_dev_run

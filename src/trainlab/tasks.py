@@ -44,14 +44,26 @@ def output_dim(task: str, num_classes: int | None) -> int:
     return num_classes if task == "multiclass" else 1
 
 
-def make_loss(name: str) -> nn.Module:
+def make_loss(name: str, reduction: str = "mean") -> nn.Module:
     return {
         "bce": nn.BCEWithLogitsLoss,
         "cross_entropy": nn.CrossEntropyLoss,
         "mse": nn.MSELoss,
         "l1": nn.L1Loss,
         "huber": nn.HuberLoss,
-    }[name]()
+    }[name](reduction=reduction)
+
+
+def loss_of_scores(task: str, criterion: nn.Module, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per row, the task's loss of predicted scores (an ensemble's mean probability or value) rather than
+    logits: binary and multiclass cross-entropy of the probabilities, `criterion` (reduction "none") of the
+    values. Any leading dimensions; the mean is the caller's."""
+    if task == "binary":
+        return nn.functional.binary_cross_entropy(scores.clamp(1e-7, 1 - 1e-7), y, reduction="none")
+    if task == "multiclass":
+        log_p = torch.log(scores.clamp_min(1e-12))
+        return nn.functional.nll_loss(log_p.reshape(-1, log_p.shape[-1]), y.reshape(-1), reduction="none").view(y.shape)
+    return criterion(scores, y)
 
 
 def make_metrics(task: str, num_classes: int | None, **options):

@@ -78,15 +78,15 @@ class TrainingDoctor(pl.Callback):
 
     # --- per epoch -----------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer, pl_module):
-        self._weights_at_epoch_start = [layer.weight.detach().clone() for layer in linear_layers(pl_module)]
+        self._weights_at_epoch_start = [w.detach().clone() for w in linear_weights(pl_module)]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         # After each Lightning step (a group of optimizer steps): the last one before the epoch ends wins.
         # Read here because Lightning clears gradients before validating (on_validation_model_zero_grad).
-        layers = linear_layers(pl_module)
-        if any(layer.weight.grad is None for layer in layers):
+        grads = linear_weights(pl_module, gradients=True)
+        if grads is None:
             return
-        weight_norms = torch._foreach_norm([layer.weight.grad for layer in layers])
+        weight_norms = torch._foreach_norm(grads)
         norms = torch.stack([*weight_norms, global_grad_norm(pl_module)]).tolist()
         self._grads = {f"grad_norm/linear{i}": norm for i, norm in enumerate(norms[:-1])}
         self._grads["grad_norm/global"] = norms[-1]
@@ -95,9 +95,9 @@ class TrainingDoctor(pl.Callback):
         values, self._grads = self._grads, {}
         if not values:
             return  # no step this epoch
-        layers = linear_layers(pl_module)
+        layers = linear_weights(pl_module)
         before = self._weights_at_epoch_start
-        changes = torch._foreach_norm(torch._foreach_sub([layer.weight.detach() for layer in layers], before))
+        changes = torch._foreach_norm(torch._foreach_sub([w.detach() for w in layers], before))
         ratios = torch.stack(changes) / (torch.stack(torch._foreach_norm(before)) + 1e-12)
         for i, ratio in enumerate(ratios.tolist()):  # one host synchronisation for all layers
             values[f"update_ratio/linear{i}"] = ratio
@@ -159,8 +159,13 @@ def global_grad_norm(pl_module) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def linear_layers(pl_module) -> list[torch.nn.Linear]:
-    return [layer for layer in pl_module.net if isinstance(layer, torch.nn.Linear)]
+def linear_weights(pl_module, gradients: bool = False) -> list[torch.Tensor] | None:
+    """Each linear layer's weights (all members: [K, out, in]), or their gradients (None before any)."""
+    net = pl_module.net
+    source = net.flat.grad if gradients else net.flat
+    if source is None:
+        return None
+    return [net.weight(index, source) for index in range(len(net.layers))]
 
 
 def constant_prediction_loss(pl_module, y: torch.Tensor) -> float:

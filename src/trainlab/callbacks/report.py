@@ -26,7 +26,7 @@ class ReportWriter(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            scores = tasks.metric_inputs(task, pl_module.net(X_test))
+            scores = pl_module.scores(X_test)
         pl_module.train(was_training)
         predicted = tasks.predicted_labels(task, scores).cpu().numpy()
         y, scores = y_test.cpu().numpy(), scores.cpu().numpy()

@@ -1,4 +1,5 @@
-"""`trainlab cv -c CONFIG --folds K`: K-fold cross-validation of a fit config, one fit per fold.
+"""`trainlab cv -c CONFIG --folds K`: K-fold cross-validation of a fit config, every fold (and repeat)
+trained together as one packed fit (--no-pack: one fit per fold).
 
 Stratified for classification. Each fold's held-out part is its test split; early stopping and the
 best checkpoint use a validation split carved from the training folds (data.init_args.val_fraction
@@ -21,6 +22,12 @@ def cv_main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=1, help="folds run side by side in N processes")
     parser.add_argument("--name", help="the directory name under lightning_logs/cv (default: the config's)")
     parser.add_argument("--tune", type=Path, help="nested CV: tune with this tune config inside each outer fold")
+    parser.add_argument(
+        "--no-pack",
+        dest="pack",
+        action="store_false",
+        help="one fit per fold (the reference path); by default the folds train together as one packed fit",
+    )
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(rest)
     from trainlab.cv.run import cross_validate
@@ -35,6 +42,7 @@ def cv_main(argv: list[str]) -> int:
         tune=args.tune,
         name=args.name,
         overrides=overrides,
+        pack=args.pack,
         on_start=lambda plan: print(
             f"cv: {plan.folds} {'stratified ' if plan.stratify else ''}folds x {plan.repeats} repeat(s) of "
             f"{args.config}; {plan.cv_dir}",

@@ -106,9 +106,27 @@ def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -
     }
 
 
-def run_folds(plan: CVPlan, workers: int = 1, on_fold=None) -> list[dict]:
-    """Every (repeat, fold) of the plan, in this process or in `workers` processes; results in plan order."""
+def run_folds(plan: CVPlan, workers: int = 1, on_fold=None, pack: bool = True) -> list[dict]:
+    """Every (repeat, fold) of the plan, in this process or in `workers` processes; results in plan order.
+
+    Packed (the default): the folds train as packs, one fit each (see cv/packed.py), one pack per worker;
+    else one fit per fold."""
     jobs = plan.jobs()
+    if pack:
+        from trainlab.cv.packed import plan_packs, run_pack
+
+        packs = plan_packs(plan, jobs, workers)
+        if workers == 1 or len(packs) == 1:
+            found = [result for jobs_of_pack in packs for result in run_pack(plan, jobs_of_pack)]
+        else:
+            from trainlab.workers import run_all
+
+            found = [r for chunk in run_all(workers, run_pack, [(plan, p) for p in packs]) for r in chunk]
+        found.sort(key=lambda r: (r["repeat"], r["fold"]))
+        for result in found:
+            if on_fold:
+                on_fold(result)
+        return found
     if workers == 1:
         results = []
         for job in jobs:
@@ -297,10 +315,12 @@ def cross_validate(
     tune: str | Path | None = None,
     name: str | None = None,
     overrides: dict | None = None,
+    pack: bool = True,
     on_start=None,
     on_fold=None,
 ) -> CVResult:
-    """K-fold cross-validation of a fit config (nested, with a tune config); see `trainlab cv --help`."""
+    """K-fold cross-validation of a fit config (nested, with a tune config); see `trainlab cv --help`.
+    `pack` trains the folds as one pack (false: one fit per fold, the reference path)."""
     config = Path(config)
     if not config.is_file():
         raise UserError(f"-c={str(config)!r} is not allowed: a fit config file (YAML)")
@@ -317,7 +337,7 @@ def cross_validate(
     if on_start:
         on_start(plan)
     if tune is None:
-        results = run_folds(plan, workers, on_fold=on_fold)
+        results = run_folds(plan, workers, on_fold=on_fold, pack=pack)
     else:
         from trainlab.cv.nested import run_nested
 

@@ -10,7 +10,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from trainlab.data.batching import TensorBatches
+from trainlab.data.batching import PackedBatches, PackedEvaluation, TensorBatches
 from trainlab.data.folds import Fold, fold_split
 from trainlab.errors import UserError, require
 from trainlab.tasks import TASKS
@@ -53,6 +53,11 @@ class TabularDataModule(pl.LightningDataModule):
     `folds_exclude_test` first sets the usual test split aside (the same samples as without folds) and
     folds the rest, so that cross-validation inside tuning never sees the test split.
 
+    Packs (`member_folds`, set by `trainlab cv`): one slot per fold, each exactly the data module that
+    fold's own run would build (`folds` + that fold: its splits, its scaler), served side by side so that
+    one fit trains every fold (see trainlab.models.packed). The model says which members train on which
+    slot with which seed (`serve_members`).
+
     Batches are sliced straight out of in-memory tensors (see batching.py). `batches_per_step`
     mini-batches go to each training_step call, which takes one optimizer step per mini-batch: fewer
     Lightning steps, the same training (1 gives one mini-batch per Lightning step; under DDP it is always
@@ -77,6 +82,7 @@ class TabularDataModule(pl.LightningDataModule):
         on_device: bool = False,
         folds: list[Fold] | None = None,
         folds_exclude_test: bool = False,
+        member_folds: list[Fold] | None = None,
     ):
         super().__init__()
         k = self.key
@@ -113,17 +119,50 @@ class TabularDataModule(pl.LightningDataModule):
         self.on_device = on_device
         self.folds = [Fold(**f) if isinstance(f, dict) else f for f in folds or []]
         self.folds_exclude_test = folds_exclude_test
-        for fold in self.folds:
+        self.member_folds = [Fold(**f) if isinstance(f, dict) else f for f in member_folds or []]
+        for fold in self.folds + self.member_folds:
             require(fold.k >= 2, f"{k}.folds", fold, "k >= 2 folds")
             require(0 <= fold.index < fold.k, f"{k}.folds", fold, f"index from 0 to k - 1 = {fold.k - 1}")
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.split_indices: dict[str, np.ndarray] = {}  # each split's rows in the full dataset
         self.scaler: StandardScaler | None = None
+        self.slot_data: list[TabularDataModule] = [self]  # a pack's slots: one data module per fold
+        self.members: list[tuple[int, int]] = [(0, 0)]  # per model member: (slot, seed); see serve_members
 
     def keep_hparams_plain(self) -> None:
         """Checkpoints hold plain values only (weights_only loading): folds as dicts, not Fold objects."""
-        if "folds" in self.hparams and self.hparams["folds"] is not None:
-            self.hparams["folds"] = [dataclasses.asdict(f) for f in self.folds]
+        for key in ("folds", "member_folds"):
+            if key in self.hparams and self.hparams[key] is not None:
+                self.hparams[key] = [dataclasses.asdict(f) for f in getattr(self, key)]
+
+    # --- packs ---------------------------------------------------------------------------------
+    @property
+    def num_slots(self) -> int:
+        """How many data slots a pack trains on: one per member fold, else 1."""
+        return max(len(self.member_folds), 1)
+
+    def serve_members(self, members: list[tuple[int, int]]) -> None:
+        """The model's members, as (slot, seed): whose rows each trains on and its shuffling seed."""
+        self.members = list(members)
+
+    def init_kwargs(self) -> dict:
+        """The arguments that rebuild this data module (a pack's slots are built from them)."""
+        return {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # (LightningCLI adds _class_path)
+
+    def adopt_source(self, parent: "TabularDataModule") -> None:
+        """Take what `parent` already read (a slot of a pack need not read a file again)."""
+
+    def _slot(self, fold: Fold) -> "TabularDataModule":
+        kwargs = self.init_kwargs()
+        kwargs.update(folds=[dataclasses.asdict(f) for f in [*self.folds, fold]], member_folds=None)
+        slot = type(self)(**kwargs)
+        slot.adopt_source(self)
+        return slot
+
+    def slot_feature_counts(self) -> list[int]:
+        """Each slot's number of input features (a file's one-hot width can differ from fold to fold)."""
+        self.setup()
+        return [slot.num_features for slot in self.slot_data]
 
     # --- what a subclass provides -------------------------------------------------------------
     @property
@@ -145,6 +184,12 @@ class TabularDataModule(pl.LightningDataModule):
 
     # --- the shared path ----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        if self.member_folds:
+            if len(self.slot_data) == 1:  # once
+                self.slot_data = [self._slot(fold) for fold in self.member_folds]
+            for slot in self.slot_data:
+                slot.setup(stage)
+            return
         if self.splits:  # idempotent: the data is made once per module
             return
         assert self.task in TASKS
@@ -185,11 +230,18 @@ class TabularDataModule(pl.LightningDataModule):
 
     # --- checkpoints carry the preprocessing, so that predictions on new data match training -----
     def state_dict(self) -> dict:
+        if self.member_folds:
+            return {"slots": [slot.state_dict() for slot in self.slot_data]}
         if self.scaler is None:
             return {}
         return {"scaler_mean": self.scaler.mean_.tolist(), "scaler_scale": self.scaler.scale_.tolist()}
 
     def load_state_dict(self, state: dict) -> None:
+        if "slots" in state:
+            self.setup()
+            for slot, saved in zip(self.slot_data, state["slots"], strict=True):
+                slot.load_state_dict(saved)
+            return
         if "scaler_mean" not in state:
             return
         saved = (np.asarray(state["scaler_mean"]), np.asarray(state["scaler_scale"]))
@@ -260,10 +312,10 @@ class TabularDataModule(pl.LightningDataModule):
     def train_dataloader(self):
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        return TensorBatches(
-            *self._tensors("train"),
+        return PackedBatches(
+            [slot._tensors("train") for slot in self.slot_data],
+            self.members,
             batch_size=self.batch_size,
-            shuffle=True,
             seed=self.seed,
             group=self.batches_per_step if world_size == 1 else 1,
             rank=rank,
@@ -272,6 +324,8 @@ class TabularDataModule(pl.LightningDataModule):
         )
 
     def _eval_loader(self, name: Split):
+        if self.member_folds:
+            return PackedEvaluation([slot._tensors(name) for slot in self.slot_data], self.eval_batch_size)
         # Every rank evaluates the whole split: metrics and predictions then need no resharding.
         return TensorBatches(*self._tensors(name), batch_size=self.eval_batch_size, pin_memory=self._pin())
 

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+def epoch_permutation(n: int, seed: int | list[int], epoch: int) -> torch.Tensor:
     """The shuffled order of epoch `epoch`: a function of (seed, epoch) only, so every rank, and a resumed
-    run, draws the same one."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    run, draws the same one. `seed` may be several integers (the data's seed and a member's)."""
+    seeds = list(seed) if isinstance(seed, list | tuple) else [seed]
+    state = np.random.SeedSequence([*seeds, epoch]).generate_state(2, dtype=np.uint32)
     generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
     return torch.randperm(n, generator=generator)
 
@@ -122,3 +123,135 @@ class TensorBatches:
                 group = []
         if group:
             yield group
+
+
+class PackedBatches:
+    """Training batches for the K members of a pack, each step's as tensors [K, B, ...].
+
+    Member m trains on the rows of its slot (a fold, or the whole training split) in its own order: each
+    epoch a permutation seeded by (seed, member seed m, epoch), sharded when several processes train. Its
+    mini-batches are the ones it would get alone (the same `TensorBatches` boundaries: a lone last sample
+    joins the batch before it). Where members' batches differ in size (slots of different lengths, or a
+    member whose epoch has ended), the step carries `counts` [K], the real rows of each member's batch,
+    which lead it; otherwise counts is None. Steps go to the module `group` at a time, as lists of
+    (X, y, counts).
+
+    Args:
+        slots: per slot, its training (features, targets).
+        members: per member, (slot, seed).
+    """
+
+    def __init__(
+        self,
+        slots: list[tuple[torch.Tensor, torch.Tensor]],
+        members: list[tuple[int, int]],
+        batch_size: int,
+        seed: int = 0,
+        group: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+        pin_memory: bool = False,
+    ):
+        self.slots, self.members = slots, members
+        self.batch_size, self.seed, self.group = batch_size, seed, group
+        self.rank, self.world_size, self.pin_memory = rank, world_size, pin_memory
+        self.epoch = 0
+        self._loaders = [  # one per member: its order and its batch boundaries
+            TensorBatches(*slots[slot], batch_size=batch_size, shuffle=True, seed=0, group=group, rank=rank,
+                          world_size=world_size)
+            for slot, _ in members
+        ]
+        self._sizes = [loader.num_samples() for loader in self._loaders]
+
+    batch_sampler = None
+
+    @property
+    def sampler(self) -> "PackedBatches":
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _bounds(self, member: int) -> list[tuple[int, int]]:
+        n = self._sizes[member]
+        starts = self._loaders[member]._starts(n)
+        return list(zip(starts, [*starts[1:], n], strict=True))
+
+    def num_steps(self) -> int:
+        return max(len(self._bounds(m)) for m in range(len(self.members)))
+
+    def __len__(self) -> int:
+        return -(-self.num_steps() // self.group)
+
+    def member_order(self, member: int) -> torch.Tensor:
+        """Member `member`'s rows of its slot this epoch, in the order it trains on them."""
+        slot, member_seed = self.members[member]
+        n = len(self.slots[slot][0])
+        order = epoch_permutation(n, [self.seed, member_seed], self.epoch)
+        return shard(order, self.rank, self.world_size)
+
+    def _epoch_tensors(self):
+        """Every member's rows in its order this epoch, padded to the longest: ([K, L, ...], [K, L])."""
+        orders = [self.member_order(m) for m in range(len(self.members))]
+        longest = max(len(o) for o in orders)
+        device = self.slots[0][0].device
+        if len(self.slots) == 1:
+            X, y = self.slots[0]
+            index = torch.stack([torch.cat([o, o.new_zeros(longest - len(o))]) for o in orders]).to(device)
+            gathered = X[index], y[index]
+        else:
+            width = max(len(s[1]) for s in self.slots)
+            X = torch.stack([torch.cat([x, x.new_zeros((width - len(x), *x.shape[1:]))]) for x, _ in self.slots])
+            y = torch.stack([torch.cat([t, t.new_zeros(width - len(t))]) for _, t in self.slots])
+            index = torch.stack([torch.cat([o, o.new_zeros(longest - len(o))]) for o in orders]).to(device)
+            slot = torch.tensor([s for s, _ in self.members], device=device)[:, None]
+            gathered = X[slot, index], y[slot, index]
+        return tuple(t.pin_memory() for t in gathered) if self.pin_memory else gathered
+
+    def __iter__(self) -> Iterator:
+        X, y = self._epoch_tensors()
+        bounds = [self._bounds(m) for m in range(len(self.members))]
+        steps = max(len(b) for b in bounds)
+        group: list = []
+        for step in range(steps):
+            spans = [b[step] if step < len(b) else None for b in bounds]
+            if all(span == spans[0] for span in spans):  # the common case: views, no copy
+                start, stop = spans[0]
+                batch = (X[:, start:stop], y[:, start:stop], None)
+            else:
+                size = max(stop - start for start, stop in (s for s in spans if s is not None))
+                starts = torch.tensor([s[0] if s else 0 for s in spans], device=X.device)
+                counts = torch.tensor([s[1] - s[0] if s else 0 for s in spans], device=X.device)
+                rows = (starts[:, None] + torch.arange(size, device=X.device)).clamp(max=X.shape[1] - 1)
+                member = torch.arange(len(spans), device=X.device)[:, None]
+                batch = (X[member, rows], y[member, rows], counts)
+            group.append(batch)
+            if len(group) == self.group:
+                yield group
+                group = []
+        if group:
+            yield group
+
+
+class PackedEvaluation:
+    """Evaluation batches of a pack's slots: each slot's split, in order, in slices of `batch_size` rows
+    taken from every slot at once: (X [S, B, ...], y [S, B], counts [S])."""
+
+    def __init__(self, slots: list[tuple[torch.Tensor, torch.Tensor]], batch_size: int):
+        width = max(len(t) for _, t in slots)
+        self.sizes = torch.tensor([len(t) for _, t in slots])
+        self.X = torch.stack([torch.cat([x, x.new_zeros((width - len(x), *x.shape[1:]))]) for x, _ in slots])
+        self.y = torch.stack([torch.cat([t, t.new_zeros(width - len(t))]) for _, t in slots])
+        self.batch_size = batch_size
+
+    batch_sampler = None
+    sampler = None
+
+    def __len__(self) -> int:
+        return -(-self.X.shape[1] // self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        for start in range(0, self.X.shape[1], self.batch_size):
+            stop = start + self.batch_size
+            counts = (self.sizes - start).clamp(min=0, max=self.batch_size)
+            yield self.X[:, start:stop], self.y[:, start:stop], counts.to(self.X.device)

@@ -119,6 +119,27 @@ class FileDataModule(TabularDataModule):
         self._task, self.class_labels = "regression", None
         return values
 
+    # --- packs: slots share what was read ------------------------------------------------------
+    def init_kwargs(self) -> dict:
+        return {**super().init_kwargs(), "task": self.task_choice}
+
+    def adopt_source(self, parent: "FileDataModule") -> None:
+        self._table, self._targets = parent.table(), parent.load_arrays()[1]
+        self._task, self.class_labels = parent._task, parent.class_labels
+
+    @property
+    def num_features(self) -> int:
+        if self.member_folds:
+            counts = set(self.slot_feature_counts())
+            if len(counts) > 1:
+                raise UserError(
+                    f"{self.path}: the folds' one-hot encodings differ in width ({sorted(counts)}): a category "
+                    "is missing from some folds' training rows; these folds cannot train as one pack (--no-pack)"
+                )
+            return counts.pop()
+        self.setup()  # the width follows from the categories of the training split
+        return self.encoder.width
+
     # --- the TabularDataModule interface -------------------------------------------------------
     @property
     def task(self) -> str:
@@ -129,11 +150,6 @@ class FileDataModule(TabularDataModule):
     @property
     def num_classes(self) -> int | None:
         return len(self.class_labels) if self.task != "regression" else None
-
-    @property
-    def num_features(self) -> int:
-        self.setup()  # the width follows from the categories of the training split
-        return self.encoder.width
 
     def load_arrays(self):
         if self._targets is None:

@@ -12,18 +12,15 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from trainlab import tasks
 from trainlab.errors import TrainingFailed, require
-from trainlab.models.mlp import ACTIVATIONS, MLP, Activation, Init
+from trainlab.models.mlp import ACTIVATIONS, Activation, Init
+from trainlab.models.optim import PackedOptimizer, clip_gradients
+from trainlab.models.packed import PackedMLP
+from trainlab.models.slots import SlotEvaluation
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 Scheduler = Literal["plateau", "step", "cosine"]
 Loss = Literal["auto", "bce", "cross_entropy", "mse", "l1", "huber"]
-OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop,
-}
-FUSED = ("sgd", "adam", "adamw")  # optimizers with a fused implementation in torch
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 # Hooks Lightning calls around each optimizer step; MLPModule skips them when no one overrides them.
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
@@ -54,11 +51,19 @@ class MLPModule(pl.LightningModule):
         cosine_epochs: CosineAnnealingLR's T_max in epochs; None: the run's max_epochs.
         gradient_clip_val: clip gradients to this norm (or value) before each step; None: no clipping.
         gradient_clip_algorithm: norm (the global L2 norm) or value (each element).
+        ensemble: train this many members at once, each from its own seed (seed_everything, + 1, ...)
+            and in its own shuffled order; the model predicts their mean probability (mean value for
+            regression) and is evaluated, checkpointed and stopped early as one model.
+        slots: the data's slots (linked from the data: one per fold when trainlab cv packs its folds).
+        seeds: each slot's first seed (set by trainlab cv); null: the run's seed_everything.
 
-    Training takes the optimizer steps itself (Lightning's manual optimization): each training_step call
-    receives a list of mini-batches and steps once per mini-batch, so Lightning's per-call overhead is paid
-    once per group (see TabularDataModule.batches_per_step). Gradient clipping and the learning-rate
-    schedulers are therefore applied here, not by the Trainer.
+    The network is a pack (trainlab.models.packed): slots x ensemble members with stacked weights, trained
+    by one batched forward and backward per step; an ordinary fit is a pack of one. Training takes the
+    optimizer steps itself (Lightning's manual optimization): each training_step call receives a list of
+    mini-batches and steps once per mini-batch, so Lightning's per-call overhead is paid once per group
+    (see TabularDataModule.batches_per_step). Gradient clipping and the learning-rate schedulers are
+    therefore applied here, not by the Trainer. With several slots each slot is evaluated, stopped early
+    and keeps its best weights on its own (trainlab.models.slots).
     """
 
     key = "model.init_args"  # where this module's arguments live in a config, for error messages
@@ -87,6 +92,9 @@ class MLPModule(pl.LightningModule):
         cosine_epochs: int | None = None,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: Literal["norm", "value"] = "norm",
+        ensemble: int = 1,
+        slots: int = 1,
+        seeds: list[int] | None = None,
     ):
         super().__init__()
         k = self.key
@@ -103,6 +111,17 @@ class MLPModule(pl.LightningModule):
         require(activation in ACTIVATIONS, f"{k}.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
         require(0 <= dropout < 1, f"{k}.dropout", dropout, "a probability in [0, 1)")
         require(optimizer in OPTIMIZERS, f"{k}.optimizer", optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        require(ensemble >= 1, f"{k}.ensemble", ensemble, "an integer >= 1 (1: one model)")
+        require(slots >= 1, f"{k}.slots", slots, "an integer >= 1")
+        require(
+            slots == 1 or scheduler != "plateau",
+            f"{k}.scheduler",
+            scheduler,
+            "step, cosine or null when folds train as one pack (plateau watches one validation loss; --no-pack)",
+        )
+        require(
+            seeds is None or len(seeds) == slots, f"{k}.seeds", seeds, f"null or one seed per slot ({slots})"
+        )
         require(lr > 0, f"{k}.lr", lr, "a number > 0")
         require(weight_decay >= 0, f"{k}.weight_decay", weight_decay, "a number >= 0")
         require(momentum >= 0, f"{k}.momentum", momentum, "a number >= 0")
@@ -140,10 +159,22 @@ class MLPModule(pl.LightningModule):
         self.automatic_optimization = False  # training_step steps the optimizer once per mini-batch
 
         self.task = task
-        self.net = MLP(
-            input_dim, tasks.output_dim(task, num_classes), hidden_dims, activation, dropout, batch_norm, init
+        base = seeds if seeds is not None else [torch.initial_seed() % 2**31] * slots
+        self.member_slots = [slot for slot in range(slots) for _ in range(ensemble)]
+        self.member_seeds = [base[slot] + e for slot in range(slots) for e in range(ensemble)]
+        self.net = PackedMLP(
+            self.member_seeds,
+            input_dim,
+            tasks.output_dim(task, num_classes),
+            hidden_dims,
+            activation,
+            dropout,
+            batch_norm,
+            init,
         )
         self.criterion = tasks.make_loss(loss)
+        self.member_criterion = tasks.make_loss(loss, reduction="none")
+        self.slot_evaluation = SlotEvaluation(self) if slots > 1 else None
         # One collection per stage; torchmetrics keeps their states apart. Every rank evaluates the whole
         # split (see TabularDataModule._eval_loader), so nothing needs synchronising across ranks.
         metrics = tasks.make_metrics(task, num_classes, sync_on_compute=False)
@@ -151,69 +182,122 @@ class MLPModule(pl.LightningModule):
         self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in ("val", "test")})
         self._lean = False
         self._last_loss: torch.Tensor | None = None
+        self.frozen = torch.zeros(self.members, dtype=torch.bool)  # members stopped early (several slots)
         self.log_val_metrics()
 
+    @property
+    def members(self) -> int:
+        return len(self.member_seeds)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's logits: [K, B, out] for x [B, in] (shared) or [K, B, in] (one batch per member)."""
         return self.net(x)
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """What the model predicts for x [B, in]: the members' mean probability (binary), class
+        probabilities (multiclass) or value (regression)."""
+        return tasks.metric_inputs(self.task, self.net(x)).mean(0)
+
     def model_step(self, batch):
-        """Shared by every stage: (loss, logits, targets)."""
+        """Shared by evaluation and prediction: (loss, scores, targets) of the whole model on (x, y, ...)."""
         x, y = batch[0], batch[1]
         logits = self.net(x)  # not self(x): LightningModule.__call__ costs more than this model's forward
-        return self.criterion(tasks.loss_inputs(self.task, logits), y), logits, y
+        if self.members == 1:  # the loss from the logits (numerically the best)
+            logits = logits[0]
+            return self.criterion(tasks.loss_inputs(self.task, logits), y), tasks.metric_inputs(self.task, logits), y
+        scores = tasks.metric_inputs(self.task, logits).mean(0)
+        return tasks.loss_of_scores(self.task, self.member_criterion, scores, y).mean(), scores, y
+
+    def member_losses(self, logits: torch.Tensor, y: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
+        """Each member's mean training loss on its own rows: [K]. `counts` (or None: all) are the real rows."""
+        members, rows = y.shape[0], y.shape[1]
+        if self.task == "multiclass":
+            losses = self.member_criterion(logits.reshape(members * rows, -1), y.reshape(-1)).view(members, rows)
+        else:
+            losses = self.member_criterion(logits.squeeze(-1), y)
+        if counts is None:
+            return losses.mean(1)
+        real = torch.arange(rows, device=y.device) < counts[:, None]
+        return (losses * real).sum(1) / counts.clamp(min=1)
 
     def training_step(self, batches, batch_idx):
-        """One optimizer step per mini-batch of `batches`; the epoch's mean loss is logged as train/loss.
-
-        Lean on purpose: no host synchronisation, the loss summed on the device."""
+        """One optimizer step per mini-batch of `batches` (each member's batches side by side: [K, B, ...]);
+        the epoch's mean loss is logged as train/loss (the members' mean)."""
         optimizer = self.optimizers()
-        h, trainer = self.hparams, self.trainer
-        l1_penalty, clip = h.l1_penalty, h.gradient_clip_val
+        trainer = self.trainer
         if trainer.max_steps >= 0:  # max_steps stays exact although one call takes several steps
             batches = batches[: max(trainer.max_steps - trainer.global_step, 0)]
-        losses, sizes = [], []
-        for batch in batches:
-            loss, _, y = self.model_step(batch)
-            if not self._finite_everywhere(loss):  # checked before the step, so a bad one is never taken
-                self._fail_non_finite(loss, optimizer, losses[-1] if losses else self._last_loss)
+        if not batches:
+            return
+        loss_before, rows_before = self._epoch_loss.sum(), self._epoch_rows.sum()
+        for x, y, counts in batches:
+            losses = self.member_losses(self.net(x, counts), y, counts)
+            if not self._finite_everywhere(losses):  # checked before the step, so a bad one is never taken
+                self._fail_non_finite(losses, optimizer, self._last_loss)
             self._zero_grad(optimizer)
-            self._backward(loss + l1_penalty * self.l1_norm() if l1_penalty > 0 else loss)
-            if clip is not None:
-                self.clip_gradients(optimizer, clip, h.gradient_clip_algorithm)
+            objective = losses.sum()  # each member's gradient is its own loss's
+            if self._l1 is not None:
+                objective = objective + (self._l1 * self.net.l1_norms()).sum()
+            self._backward(objective)
+            if self._clip is not None:
+                clip_gradients(self.net.flat.grad, self._clip, self.hparams.gradient_clip_algorithm)
+            rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
+            active = ~self.frozen if counts is None else (counts > 0) & ~self.frozen
+            optimizer.optimizer.active = None if not self._any_frozen and counts is None else active
             self._optimizer_step(optimizer)
-            losses.append(loss.detach())
-            sizes.append(len(y))
-        if losses:
-            self._last_loss = losses[-1]
-            count = sum(sizes)
-            mean = torch.stack(losses) @ torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device) / count
-            # sync_dist: under DDP the epoch's mean is taken over every rank's samples (at epoch end only)
-            self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=count, sync_dist=True)
+            self._epoch_loss += losses.detach() * rows
+            self._epoch_rows += rows
+            self._last_loss = losses.detach()
+        # train/loss: the mean over every member's training rows; Lightning averages the groups' values
+        # weighted by their rows at the epoch's end (under DDP over every rank's rows too)
+        rows = self._epoch_rows.sum() - rows_before
+        mean = (self._epoch_loss.sum() - loss_before) / rows
+        self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=int(rows), sync_dist=True)
+
+    def on_train_epoch_start(self):
+        self._epoch_loss = torch.zeros(self.members, device=self.device)
+        self._epoch_rows = torch.zeros(self.members, device=self.device)
+        self._any_frozen = bool(self.frozen.any())
+
+    def member_train_loss(self) -> torch.Tensor:
+        """This epoch's mean training loss of each member so far: [K]."""
+        return self._epoch_loss / self._epoch_rows.clamp(min=1)
 
     # A resumed fit continues the random stream (dropout) where the checkpoint left it, so that on the CPU
     # with a fixed seed it ends exactly where an uninterrupted fit would (the data order is (seed, epoch)'s).
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        checkpoint["dropout_rng_states"] = self.net.generator_states()
+        checkpoint["frozen"] = self.frozen.tolist()
+        if self.slot_evaluation is not None:
+            checkpoint["slots"] = self.slot_evaluation.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         resuming = self._trainer is not None and self.trainer.state.fn == "fit"
         if resuming and "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        if resuming and "dropout_rng_states" in checkpoint:
+            self.net.set_generator_states(checkpoint["dropout_rng_states"])
+        if resuming and "frozen" in checkpoint:
+            self.frozen = torch.tensor(checkpoint["frozen"], dtype=torch.bool)
+        if self.slot_evaluation is not None and "slots" in checkpoint:
+            self.slot_evaluation.load_state_dict(checkpoint["slots"])
 
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
-        """Whether the loss is finite on every rank (so that all ranks stop together). On the CPU this costs
-        nothing; on a GPU it is one host synchronisation per step."""
-        finite = math.isfinite(loss.item())
+        """Whether every member's loss is finite on every rank (so that all ranks stop together). On the CPU
+        this costs nothing; on a GPU it is one host synchronisation per step."""
+        finite = math.isfinite(loss.sum().item())
         if not self._lean and self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         return finite
 
-    def _fail_non_finite(self, loss: torch.Tensor, optimizer, last_loss: torch.Tensor | None) -> None:
+    def _fail_non_finite(self, losses: torch.Tensor, optimizer, last_loss: torch.Tensor | None) -> None:
         """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
         trainer = self.trainer
-        lr_now, lr = optimizer.param_groups[0]["lr"], self.hparams.lr
-        value = loss.item()
-        last = float(last_loss) if last_loss is not None else None
+        member = int((~torch.isfinite(losses)).nonzero()[0])
+        lr_now, lr = optimizer.param_groups[0]["lr"] * self.hparams.lr, self.hparams.lr
+        value = losses[member].item()
+        last = float(last_loss[member]) if last_loss is not None else None
         report = {
             "loss": value,
             "epoch": self.current_epoch + 1,
@@ -222,8 +306,9 @@ class MLPModule(pl.LightningModule):
             "lr": lr_now,
         }
         rate = f"{lr_now:g}" if lr_now == lr else f"{lr_now:g} now, {lr:g} configured"
+        who = f" of member {member} (slot {self.member_slots[member]})" if self.members > 1 else ""
         raise TrainingFailed(
-            f"the training loss became {value} at epoch {report['epoch']}, step {report['step']} (the last "
+            f"the training loss{who} became {value} at epoch {report['epoch']}, step {report['step']} (the last "
             f"finite loss was {last}); the learning rate ({rate}) is likely too high for this model: try "
             f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with "
             "it: checkpoints/last.ckpt, if the run wrote one, holds a good epoch (at most "
@@ -248,7 +333,23 @@ class MLPModule(pl.LightningModule):
             is_overridden(hook, callback, pl.Callback) for callback in trainer.callbacks for hook in STEP_HOOKS
         )
         self._lean = type(trainer.strategy) is SingleDeviceStrategy and scaler is None and not listening
+        require(
+            self.members == 1 or type(trainer.strategy) is SingleDeviceStrategy,
+            f"{self.key}.ensemble",
+            self.hparams.ensemble,
+            "1 with several devices (packs of members train on one device; run them side by side with "
+            "--workers, or ensemble 1 under DDP)",
+        )
         self._trained = [p for p in self.parameters() if p.requires_grad]
+        h = self.hparams
+        self._l1 = torch.full((self.members,), h.l1_penalty, device=self.device) if h.l1_penalty > 0 else None
+        self._clip = None if h.gradient_clip_val is None else torch.full((self.members,), h.gradient_clip_val)
+        self.frozen = self.frozen.to(self.device)
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule if self._trainer is not None else None
+        if data is not None and hasattr(data, "serve_members"):
+            data.serve_members(list(zip(self.member_slots, self.member_seeds, strict=True)))
 
     def _zero_grad(self, optimizer) -> None:
         if self._lean:  # what optimizer.zero_grad(set_to_none=True) does, without its profiling wrapper
@@ -272,8 +373,8 @@ class MLPModule(pl.LightningModule):
             optimizer.step()
 
     def l1_norm(self) -> torch.Tensor:
-        """The L1 norm of the linear layers' weights (not biases, not batch norm): the L1 penalty's term."""
-        return sum(layer.weight.abs().sum() for layer in self.net if isinstance(layer, torch.nn.Linear))
+        """The L1 norm of the linear layers' weights (not biases, not batch norm), summed over members."""
+        return self.net.l1_norms().sum()
 
     # Manual optimization: Lightning leaves the schedulers to us. Epoch schedulers step after each training
     # epoch; ReduceLROnPlateau steps on each validation's fresh val/loss (see on_validation_epoch_end).
@@ -287,11 +388,13 @@ class MLPModule(pl.LightningModule):
             scheduler.step()
 
     def _evaluate(self, batch, stage: str):
+        if self.slot_evaluation is not None:
+            return self.slot_evaluation.update(self, batch, stage)
         # Only accumulate here; the epoch's values are computed and logged once, at the epoch's end.
-        loss, logits, y = self.model_step(batch)
+        loss, scores, y = self.model_step(batch)
         self.losses[stage].update(loss.detach(), weight=len(y))
         target = y.long() if self.task != "regression" else y
-        self._metrics(stage).update(tasks.metric_inputs(self.task, logits), target)
+        self._metrics(stage).update(scores, target)
 
     def log_val_metrics(self, every: int = 1, always: Iterable[str] = ()) -> None:
         """Log the full set of validation metrics every `every` epochs only; val/loss, the headline metric
@@ -315,6 +418,8 @@ class MLPModule(pl.LightningModule):
         return self.val_essentials if stage == "val" and self._thin_val_epoch() else self.metrics[stage]
 
     def _log_epoch(self, stage: str) -> dict:
+        if self.slot_evaluation is not None:
+            return self.slot_evaluation.end_epoch(stage, self)
         metrics = self._metrics(stage)
         values = {f"{stage}/loss": self.losses[stage].compute(), **metrics.compute()}
         self.log_dict(values)
@@ -341,7 +446,7 @@ class MLPModule(pl.LightningModule):
         """Per sample: its index in the split, the scores (probability, class probabilities or value), the
         predicted label, and the target."""
         x, y, index = batch
-        scores = tasks.metric_inputs(self.task, self(x))
+        scores = self.scores(x)
         return {"index": index, "scores": scores, "prediction": tasks.predicted_labels(self.task, scores), "target": y}
 
     def monitorable(self) -> list[str]:
@@ -350,16 +455,19 @@ class MLPModule(pl.LightningModule):
 
     def configure_optimizers(self):
         h = self.hparams
-        kwargs = {"lr": h.lr, "weight_decay": h.weight_decay}
-        if h.optimizer in ("sgd", "rmsprop"):
-            kwargs["momentum"] = h.momentum
-        if h.optimizer == "sgd":
-            kwargs["nesterov"] = h.nesterov
-        if h.optimizer in FUSED:
-            # One fused kernel per step instead of several small ops per parameter: same algorithm, and on
-            # this project's tiny models the optimizer step is most of the arithmetic.
-            kwargs["fused"] = all(p.device.type in ("cpu", "cuda") for p in self.parameters())
-        optimizer = OPTIMIZERS[h.optimizer](self.parameters(), **kwargs)
+
+        def each(value: float) -> torch.Tensor:
+            return torch.full((self.members,), float(value))
+
+        # torch's algorithm, member by member, on the pack's one parameter tensor (see models/optim.py)
+        optimizer = PackedOptimizer(
+            self.net.flat,
+            h.optimizer,
+            lr=each(h.lr),
+            weight_decay=each(h.weight_decay),
+            momentum=each(h.momentum if h.optimizer in ("sgd", "rmsprop") else 0.0),
+            nesterov=h.nesterov,
+        )
         if h.scheduler is None:
             return optimizer
         sched = torch.optim.lr_scheduler

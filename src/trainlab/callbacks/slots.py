@@ -1,0 +1,90 @@
+"""The run directory of each slot of a pack (the folds of a packed `trainlab cv`), as that slot's own fit
+would leave it: TensorBoard curves while the pack trains; after the pack's test, metrics.json, config.yaml
+(the slot's own config: `trainlab test -c` it) and the tested model's checkpoint."""
+
+import io
+from pathlib import Path
+
+import lightning
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from trainlab.callbacks.outputs import run_dir
+from trainlab.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+
+class SlotRuns(Callback):
+    """Args: save_dir, name: the slots' runs are save_dir/name/<version>; versions: one per slot."""
+
+    def __init__(self, save_dir: Path, name: str, versions: list[str]):
+        self.save_dir, self.name, self.versions = Path(save_dir), name, list(versions)
+        self.loggers: list[TensorBoardLogger] = []
+
+    def slot_dir(self, slot: int) -> Path:
+        return self.save_dir / self.name / self.versions[slot]
+
+    def setup(self, trainer, pl_module, stage):
+        if not self.loggers:
+            self.loggers = [
+                TensorBoardLogger(self.save_dir, name=self.name, version=v, default_hp_metric=False)
+                for v in self.versions
+            ]
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        slots, epoch = pl_module.slot_evaluation, trainer.current_epoch
+        for slot, values in enumerate(slots.values.get("val", [])):
+            stopped = slots.stopped_epoch[slot]
+            if stopped is None or stopped >= epoch:  # a slot's curves end where its own run would have
+                self.loggers[slot].log_metrics({"epoch": epoch, **values}, step=epoch)
+
+    def on_test_end(self, trainer, pl_module):
+        slots = pl_module.slot_evaluation
+        config = yaml.safe_load((run_dir(trainer) / "config.yaml").read_text())
+        for slot, values in enumerate(slots.values["test"]):
+            folder = self.slot_dir(slot)
+            epochs = slots.trained_epochs(slot, trainer.current_epoch)
+            self.loggers[slot].log_metrics(values, step=epochs)
+            self.loggers[slot].finalize("success")
+            write_json_atomic(folder / "metrics.json", values)
+            data = trainer.datamodule.slot_data[slot]
+            slot_config = self._slot_config(config, pl_module, data, slot)
+            write_text_atomic(folder / "config.yaml", yaml.safe_dump(slot_config, sort_keys=False))
+            checkpoint = self._slot_checkpoint(pl_module, data, slot, epochs)
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            write_bytes_atomic(folder / "checkpoints" / "model.ckpt", buffer.getbuffer())
+
+    def _slot_config(self, config: dict, pl_module, data, slot: int) -> dict:
+        config = yaml.safe_load(yaml.safe_dump(config))  # a deep copy
+        config["seed_everything"] = pl_module.member_seeds[pl_module.member_slots.index(slot)]
+        config["data"]["init_args"].update(member_folds=None, folds=data.hparams["folds"])
+        config["model"]["init_args"]["seeds"] = None
+        logger = config["trainer"].get("logger")
+        if isinstance(logger, dict):
+            logger.setdefault("init_args", {}).update(
+                save_dir=str(self.save_dir), name=self.name, version=self.versions[slot]
+            )
+        return config
+
+    def _slot_checkpoint(self, pl_module, data, slot: int, epochs: int) -> dict:
+        """A checkpoint of the slot alone: what `trainlab test/predict --ckpt_path` loads with its config."""
+        members = [m for m, s in enumerate(pl_module.member_slots) if s == slot]
+        index = torch.tensor(members)
+        state = {
+            key: value.index_select(0, index.to(value.device)).clone() if key.startswith("net.") else value
+            for key, value in pl_module.state_dict().items()
+        }
+        hparams = dict(pl_module.hparams)
+        hparams.update(slots=1, seeds=None)
+        return {
+            "epoch": epochs - 1,
+            "global_step": pl_module.trainer.global_step,
+            "pytorch-lightning_version": lightning.__version__,
+            "state_dict": state,
+            "hyper_parameters": hparams,
+            "datamodule_hyper_parameters": dict(data.hparams),
+            type(data).__qualname__: data.state_dict(),
+            "seed": pl_module.member_seeds[members[0]],
+        }

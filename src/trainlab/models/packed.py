@@ -1,0 +1,146 @@
+"""K members of one MLP architecture trained as one network (a pack).
+
+Every member's parameters are one row of a single tensor `flat` of shape [K, P]: each linear layer's weight
+and bias are views of it ([K, out, in] and [K, 1, out]), so a forward pass is one batched matmul per layer
+and the optimizer updates every member with a handful of elementwise operations on one tensor. Member k is
+initialised as `MLP(...)` would be under `torch.manual_seed(seeds[k])`, draws its dropout masks from its
+own generator, and normalises batches with its own statistics: its arithmetic is the same whether it
+trains alone (K = 1, the ordinary fit) or beside others.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.models.mlp import MLP
+
+ACTIVATION_FUNCTIONS = {
+    "relu": F.relu,
+    "leaky_relu": F.leaky_relu,
+    "gelu": F.gelu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+class PackedMLP(nn.Module):
+    """`len(seeds)` members of `MLP(input_dim, output_dim, hidden_dims, activation, dropout, batch_norm, init)`.
+
+    forward(x, counts): x is [K, B, in] (or [B, in], shared by every member); `counts` [K], when given, says
+    how many leading rows of each member's batch are real (the rest is padding, ignored by batch norm).
+    Returns logits [K, B, out]."""
+
+    def __init__(
+        self,
+        seeds: list[int],
+        input_dim: int,
+        output_dim: int,
+        hidden_dims: list[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        init: str = "default",
+    ):
+        super().__init__()
+        self.members = len(seeds)
+        self.activation = ACTIVATION_FUNCTIONS[activation]
+        rows = []
+        for seed in seeds:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                member = MLP(input_dim, output_dim, hidden_dims, activation, 0.0, batch_norm, init)
+            rows.append(torch.cat([p.detach().flatten() for p in member.parameters()]))
+        self.flat = nn.Parameter(torch.stack(rows))
+        # The layout of a row: per hidden layer (linear, [batch norm]); then the output layer.
+        self.layers: list[dict] = []
+        weight_mask = torch.zeros(self.flat.shape[1], dtype=torch.bool)
+        offset, width = 0, input_dim
+        for index, out in enumerate([*hidden_dims, output_dim]):
+            layer = {"in": width, "out": out, "weight": offset, "bias": offset + out * width}
+            weight_mask[offset : offset + out * width] = True
+            offset += out * width + out
+            hidden = index < len(hidden_dims)
+            if hidden and batch_norm:
+                layer["norm"] = (offset, offset + out, len([x for x in self.layers if "norm" in x]))
+                offset += 2 * out
+                self.register_buffer(f"running_mean{index}", torch.zeros(self.members, 1, out))
+                self.register_buffer(f"running_var{index}", torch.ones(self.members, 1, out))
+            layer["hidden"] = hidden
+            self.layers.append(layer)
+            width = out
+        assert offset == self.flat.shape[1]
+        self.register_buffer("weight_mask", weight_mask, persistent=False)  # the L1 penalty's entries
+        self.register_buffer("dropout", torch.full((self.members,), float(dropout)))
+        self.generators = [torch.Generator().manual_seed(seed + 7919) for seed in seeds]  # dropout masks
+        self.momentum = 0.1  # batch norm's running statistics, as nn.BatchNorm1d
+        self.eps = 1e-5
+
+    def weight(self, index: int, source: torch.Tensor | None = None) -> torch.Tensor:
+        """Layer `index`'s weights [K, out, in], a view of `flat` (or of `source`, its gradient say)."""
+        layer, source = self.layers[index], self.flat if source is None else source
+        start = layer["weight"]
+        return source[:, start : start + layer["out"] * layer["in"]].view(-1, layer["out"], layer["in"])
+
+    def forward(self, x: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.members, -1, -1)
+        flat, h = self.flat, x
+        mask = None
+        if counts is not None:
+            mask = (torch.arange(x.shape[1], device=x.device) < counts[:, None]).unsqueeze(-1).to(x.dtype)
+        for index, layer in enumerate(self.layers):
+            start, stop = layer["bias"], layer["bias"] + layer["out"]
+            h = torch.baddbmm(flat[:, None, start:stop], h, self.weight(index).transpose(1, 2))
+            if not layer["hidden"]:
+                return h
+            if "norm" in layer:
+                h = self._normalise(h, index, layer, mask, counts)
+            h = self.activation(h)
+            if self.training and bool(self.dropout.any()):
+                h = self._dropout(h)
+        raise AssertionError("unreachable")
+
+    def _normalise(self, h, index, layer, mask, counts):
+        gamma_at, beta_at, _ = layer["norm"]
+        out = layer["out"]
+        gamma = self.flat[:, None, gamma_at : gamma_at + out]
+        beta = self.flat[:, None, beta_at : beta_at + out]
+        running_mean, running_var = getattr(self, f"running_mean{index}"), getattr(self, f"running_var{index}")
+        if not self.training:
+            return (h - running_mean) / torch.sqrt(running_var + self.eps) * gamma + beta
+        if mask is None:
+            n = torch.full((h.shape[0], 1, 1), h.shape[1], dtype=h.dtype, device=h.device)
+            mean = h.mean(1, keepdim=True)
+            var = (h - mean).pow(2).mean(1, keepdim=True)
+        else:
+            n = counts.to(h.dtype).clamp(min=1).view(-1, 1, 1)
+            mean = (h * mask).sum(1, keepdim=True) / n
+            var = ((h - mean).pow(2) * mask).sum(1, keepdim=True) / n
+        with torch.no_grad():  # running statistics (unbiased variance), members with rows only
+            unbiased = var * n / (n - 1).clamp(min=1)
+            moving = n > 1
+            running_mean.copy_(torch.where(moving, running_mean.lerp(mean, self.momentum), running_mean))
+            running_var.copy_(torch.where(moving, running_var.lerp(unbiased, self.momentum), running_var))
+        return (h - mean) / torch.sqrt(var + self.eps) * gamma + beta
+
+    def _dropout(self, h: torch.Tensor) -> torch.Tensor:
+        p = self.dropout.view(-1, 1, 1).to(h.dtype)
+        draws = torch.stack([torch.rand(h.shape[1:], generator=g).to(h.device) for g in self.generators])
+        return h * (draws >= p).to(h.dtype) / (1 - p)
+
+    def l1_norms(self) -> torch.Tensor:
+        """Per member, the L1 norm of the linear layers' weights (not biases, not batch norm): [K]."""
+        return (self.flat.abs() * self.weight_mask).sum(1)
+
+    # The dropout generators' states travel with checkpoints, so a resumed fit draws the same masks.
+    def generator_states(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def set_generator_states(self, states: list[torch.Tensor]) -> None:
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state)
+
+    def member_state(self, members: list[int]) -> dict[str, torch.Tensor]:
+        """This pack's state_dict restricted to `members`, in that order (a smaller pack's state)."""
+        index = torch.tensor(members, device=self.flat.device)
+        return {name: value.index_select(0, index).clone() for name, value in self.state_dict().items()}
