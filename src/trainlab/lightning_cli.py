@@ -154,6 +154,7 @@ class TrainlabCLI(LightningCLI):
             )
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
         built = super().instantiate_trainer(**kwargs)
+        self.model.check_devices(built)  # before anything is written
         # Only in place of the strategy's plain default: a config's own CheckpointIO (as a plugin or in the
         # strategy) and strategies that need theirs (XLA) keep it.
         if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
@@ -173,6 +174,7 @@ class TrainlabCLI(LightningCLI):
             callbacks.append(LastCheckpoint(every=run.last_checkpoint_every))
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
         built = super().instantiate_trainer(**kwargs)
+        self.model.check_devices(built)
         if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
             built.strategy.checkpoint_io = LocalCheckpointIO()
         return built

@@ -26,7 +26,8 @@ class ReportWriter(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            scores = pl_module.scores(X_test)
+            member_scores = tasks.metric_inputs(task, pl_module.net(X_test))  # [K, N, ...]
+        scores = member_scores.mean(0)
         pl_module.train(was_training)
         predicted = tasks.predicted_labels(task, scores).cpu().numpy()
         y, scores = y_test.cpu().numpy(), scores.cpu().numpy()
@@ -59,6 +60,8 @@ class ReportWriter(pl.Callback):
             ("best epoch", str(best) if best else "-"),
             ("task", task),
         ]
+        if pl_module.members > 1:
+            summary.append(("ensemble", members_spread(task, data.num_classes, member_scores, y_test)))
         for split in ("train", "val", "test"):
             labels = data.splits[split][1]
             balance = (
@@ -80,6 +83,18 @@ class ReportWriter(pl.Callback):
             diagnosis,
             config.read_text() if config.exists() else "",
         )
+
+
+def members_spread(task: str, num_classes: int | None, member_scores: torch.Tensor, y: torch.Tensor) -> str:
+    """The ensemble's members one by one on the test split: their headline metric's min, mean and max."""
+    name = tasks.HEADLINE[task]
+    target = y.long() if task != "regression" else y
+    values = []
+    for scores in member_scores:
+        metric = tasks.make_metrics(task, num_classes)[name].to(scores.device)
+        values.append(float(metric(scores, target)))
+    low, high, mean = min(values), max(values), sum(values) / len(values)
+    return f"{len(values)} members; each alone: test {name} min {low:.4f}, mean {mean:.4f}, max {high:.4f}"
 
 
 def learning_curves(trainer, folder: Path) -> dict[str, tuple[list[int], list[float]]]:

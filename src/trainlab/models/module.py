@@ -333,18 +333,21 @@ class MLPModule(pl.LightningModule):
             is_overridden(hook, callback, pl.Callback) for callback in trainer.callbacks for hook in STEP_HOOKS
         )
         self._lean = type(trainer.strategy) is SingleDeviceStrategy and scaler is None and not listening
-        require(
-            self.members == 1 or type(trainer.strategy) is SingleDeviceStrategy,
-            f"{self.key}.ensemble",
-            self.hparams.ensemble,
-            "1 with several devices (packs of members train on one device; run them side by side with "
-            "--workers, or ensemble 1 under DDP)",
-        )
         self._trained = [p for p in self.parameters() if p.requires_grad]
         h = self.hparams
         self._l1 = torch.full((self.members,), h.l1_penalty, device=self.device) if h.l1_penalty > 0 else None
         self._clip = None if h.gradient_clip_val is None else torch.full((self.members,), h.gradient_clip_val)
         self.frozen = self.frozen.to(self.device)
+
+    def check_devices(self, trainer: pl.Trainer) -> None:
+        """A pack of several members trains on one device (data parallelism would shard each member's rows)."""
+        require(
+            self.members == 1 or type(trainer.strategy) is SingleDeviceStrategy,
+            f"{self.key}.ensemble",
+            self.hparams.ensemble,
+            f"1 with trainer.strategy {type(trainer.strategy).__name__} (a pack of members trains on one device; "
+            "run several packs side by side with --workers instead)",
+        )
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule if self._trainer is not None else None

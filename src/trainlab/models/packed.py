@@ -97,7 +97,7 @@ class PackedMLP(nn.Module):
                 h = self._normalise(h, index, layer, mask, counts)
             h = self.activation(h)
             if self.training and bool(self.dropout.any()):
-                h = self._dropout(h)
+                h = self._dropout(h, counts)
         raise AssertionError("unreachable")
 
     def _normalise(self, h, index, layer, mask, counts):
@@ -123,10 +123,17 @@ class PackedMLP(nn.Module):
             running_var.copy_(torch.where(moving, running_var.lerp(unbiased, self.momentum), running_var))
         return (h - mean) / torch.sqrt(var + self.eps) * gamma + beta
 
-    def _dropout(self, h: torch.Tensor) -> torch.Tensor:
+    def _dropout(self, h: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
+        """Each member's mask from its own generator, drawn for its real rows only: its stream of draws is
+        the one it would consume training alone."""
         p = self.dropout.view(-1, 1, 1).to(h.dtype)
-        draws = torch.stack([torch.rand(h.shape[1:], generator=g).to(h.device) for g in self.generators])
-        return h * (draws >= p).to(h.dtype) / (1 - p)
+        rows, width = h.shape[1], h.shape[2]
+        draws = []
+        for member, generator in enumerate(self.generators):
+            real = rows if counts is None else int(counts[member])
+            draw = torch.rand(real, width, generator=generator)
+            draws.append(torch.cat([draw, torch.ones(rows - real, width)]) if real < rows else draw)
+        return h * (torch.stack(draws).to(h.device) >= p).to(h.dtype) / (1 - p)
 
     def l1_norms(self) -> torch.Tensor:
         """Per member, the L1 norm of the linear layers' weights (not biases, not batch norm): [K]."""

@@ -21,12 +21,12 @@ class SlotEvaluation:
         self.values: dict[str, list[dict[str, float]]] = {}  # per stage, per slot: the last epoch's values
         self.predictions: list[dict] = []  # per slot after a test: scores and targets of its test split
         self.configure()
-        self.reset_tracking()
 
     def configure(self, monitor: str = "val/loss", mode: str = "min", patience: int | None = None, min_delta=0.0):
         """What each slot watches: `monitor` in `mode`; early stopping after `patience` validations without
         an improvement of more than `min_delta` (None: no early stopping)."""
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        self.reset_tracking()
 
     def reset_tracking(self) -> None:
         worst = math.inf if self.mode == "min" else -math.inf

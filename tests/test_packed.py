@@ -1,0 +1,181 @@
+"""Packs: member k of a packed fit trains exactly as the unpacked run of its fold or seed."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import trainlab
+from conftest import config, read_json, run_cli
+from trainlab.models.optim import PackedOptimizer
+from trainlab.models.packed import PackedMLP
+from trainlab.reporting.report import read_curves
+
+QUIET_API = {"trainer.enable_progress_bar": False, "trainer.enable_model_summary": False, "run.verbose": False}
+
+
+@pytest.mark.parametrize(
+    "algorithm, options",
+    [
+        ("sgd", {}),
+        ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+        ("adam", {"weight_decay": 0.01}),
+        ("adamw", {"weight_decay": 0.01}),
+        ("rmsprop", {}),
+        ("rmsprop", {"momentum": 0.5, "weight_decay": 0.01}),
+    ],
+)
+def test_the_packed_optimizer_is_torchs_algorithm_member_by_member(algorithm, options):
+    torch.manual_seed(0)
+    start = torch.randn(3, 40)
+    ours = torch.nn.Parameter(start.clone())
+    rates = torch.tensor([0.01, 0.03, 0.001])
+    packed = PackedOptimizer(
+        ours,
+        algorithm,
+        lr=rates,
+        weight_decay=torch.full((3,), options.get("weight_decay", 0.0)),
+        momentum=torch.full((3,), options.get("momentum", 0.0)),
+        nesterov=options.get("nesterov", False),
+    )
+    torch_class = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    torch_class["rmsprop"] = torch.optim.RMSprop
+    references = [torch.nn.Parameter(start[k].clone()) for k in range(3)]
+    optimizers = [torch_class[algorithm]([p], lr=float(rates[k]), **options) for k, p in enumerate(references)]
+    for step in range(30):
+        grads = torch.randn(3, 40)
+        ours.grad = grads.clone()
+        packed.active = torch.tensor([True, step < 10, True])  # member 1 stops after 10 steps
+        packed.step()
+        for k, (p, optimizer) in enumerate(zip(references, optimizers, strict=True)):
+            if k == 1 and step >= 10:
+                continue
+            p.grad = grads[k].clone()
+            optimizer.step()
+    for k in range(3):
+        torch.testing.assert_close(ours[k], references[k], rtol=0, atol=1e-5)
+
+
+def test_each_member_is_the_mlp_its_seed_builds_and_batch_norm_ignores_padding():
+    from trainlab.models import MLP
+
+    pack = PackedMLP([5, 6], 3, 2, [8, 4], activation="tanh", batch_norm=True)
+    torch.manual_seed(6)
+    alone = MLP(3, 2, [8, 4], activation="tanh", batch_norm=True).eval()
+    x = torch.randn(10, 3)
+    torch.testing.assert_close(pack.eval()(x)[1], alone(x), rtol=0, atol=1e-6)
+    # training: member 0's batch has 4 real rows of 10; its statistics are those of the 4 rows alone
+    pack.train()
+    padded = torch.stack([torch.cat([x[:4], torch.full((6, 3), 1e3)]), x])
+    out = pack(padded, counts=torch.tensor([4, 10]))
+    torch.testing.assert_close(out[0, :4], pack(x[:4])[0], rtol=0, atol=1e-5)
+
+
+def fold_curves(cv_dir: Path, folds: int) -> list[dict]:
+    return [read_curves(cv_dir / "folds" / f"fold_{k}") for k in range(folds)]
+
+
+@pytest.mark.parametrize(
+    "name, optimizer",
+    [
+        ("default", "adam"),
+        pytest.param("multiclass", "sgd", marks=pytest.mark.slow),
+        pytest.param("regression", "rmsprop", marks=pytest.mark.slow),
+    ],
+)
+def test_packed_cv_equals_one_fit_per_fold(name, optimizer):
+    """Every fold of the packed cv has the per-epoch curves, early stop, test metrics and out-of-fold
+    predictions of its own unpacked run."""
+    overrides = {
+        "trainer.max_epochs": 12,
+        "model.init_args.optimizer": optimizer,
+        "model.init_args.lr": 0.05 if optimizer == "sgd" else 0.01,
+        "model.init_args.momentum": 0.9 if optimizer == "sgd" else 0.0,
+        "data.init_args.val_fraction": 0.2,
+        "run.early_stopping": {"patience": 2},
+        "run.test_ckpt": "best",
+    }
+    packed = trainlab.cross_validate(config(name), folds=3, overrides=overrides)
+    alone = trainlab.cross_validate(config(name), folds=3, overrides=overrides, pack=False)
+    assert (packed.cv_dir / "packs").is_dir() and not (alone.cv_dir / "packs").exists()
+    differences = []
+    for p, a in zip(packed.per_fold, alone.per_fold, strict=True):
+        assert set(p["metrics"]) == set(a["metrics"])
+        differences += [abs(p["metrics"][k] - a["metrics"][k]) for k in a["metrics"]]
+    assert max(differences) < 1e-4
+    curves = [fold_curves(r.cv_dir, 3) for r in (packed, alone)]
+    lengths = []
+    for p, a in zip(*curves, strict=True):
+        assert p["val/loss"][0] == a["val/loss"][0]  # the same epochs: each fold stopped where it stopped alone
+        torch.testing.assert_close(torch.tensor(p["val/loss"][1]), torch.tensor(a["val/loss"][1]), rtol=1e-4, atol=1e-4)
+        lengths.append(len(a["val/loss"][0]))
+    for column in ("dataset_index", "fold"):
+        assert (packed.predictions[column] == alone.predictions[column]).all()
+    if name == "regression":
+        np.testing.assert_allclose(packed.predictions["prediction"], alone.predictions["prediction"], rtol=1e-4)
+    else:
+        assert (packed.predictions["prediction"] == alone.predictions["prediction"]).all()
+    if name == "default":
+        assert len(set(lengths)) > 1 and min(lengths) < 12  # folds stopped early, at different epochs
+
+
+def test_a_packed_fold_loads_alone_and_tests_to_its_metrics():
+    overrides = {"trainer.max_epochs": 5, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
+    result = trainlab.cross_validate(config("default"), folds=2, overrides=overrides)
+    fold = result.cv_dir / "folds" / "fold_1"
+    assert run_cli("test", "-c", fold / "config.yaml", "--ckpt_path", fold / "checkpoints" / "model.ckpt") == 0
+    (tested,) = Path("lightning_logs/folds").glob("version_*")
+    again = read_json(tested / "metrics.json")
+    for key, value in result.per_fold[1]["metrics"].items():
+        assert again[key] == pytest.approx(value, abs=1e-5)
+
+
+def test_a_packed_fit_resumes_exactly_after_a_kill():
+    """A pack stopped after 4 epochs and resumed from last.ckpt ends where the uninterrupted one ends,
+    folds that had stopped early included."""
+    settings = {"data.init_args.val_fraction": 0.2, "run.early_stopping": {"patience": 1}, "run.test_ckpt": "best"}
+    whole = trainlab.cross_validate(config("default"), folds=3, overrides={"trainer.max_epochs": 10, **settings})
+    pack_config = next((whole.cv_dir / "packs").glob("*/config.yaml"))
+    pack_args = ["--run.last_checkpoint_every", "0", "--trainer.enable_progress_bar", "false"]
+    assert run_cli("fit", "-c", pack_config, "--trainer.max_epochs", "4", "--run.test_after_fit", "false",
+                   "--trainer.logger.init_args.version", "cut", *pack_args) == 0
+    cut = Path(pack_config).parents[1] / "cut" / "checkpoints" / "last.ckpt"
+    assert torch.load(cut, weights_only=True)["epoch"] == 3
+    assert run_cli("fit", "-c", pack_config, "--ckpt_path", cut, "--trainer.logger.init_args.version", "resumed",
+                   "--trainer.max_epochs", "10", *pack_args) == 0
+    for k, fold in enumerate(whole.per_fold):
+        resumed = read_json(whole.cv_dir / "folds" / f"fold_{k}" / "metrics.json")
+        for key, value in fold["metrics"].items():
+            assert resumed[key] == pytest.approx(value, abs=1e-6)
+
+
+def test_ensemble_member_k_is_the_fit_of_seed_plus_k():
+    settings = {**QUIET_API, "trainer.max_epochs": 4, "run.report": False}
+    ensemble = trainlab.fit(config("seed"), **settings, **{"model.init_args.ensemble": 3, "seed_everything": 7})
+    alone = trainlab.fit(config("seed"), **settings, **{"seed_everything": 8})
+    members = torch.load(ensemble.last_checkpoint, weights_only=True)["state_dict"]["net.flat"]
+    single = torch.load(alone.last_checkpoint, weights_only=True)["state_dict"]["net.flat"]
+    assert members.shape[0] == 3 and single.shape[0] == 1
+    torch.testing.assert_close(members[1], single[0], rtol=0, atol=1e-5)
+    assert not torch.allclose(members[0], members[1])  # members differ: their own seeds and orders
+
+
+def test_an_ensemble_predicts_its_members_mean_probability_and_reports_their_spread():
+    settings = {**QUIET_API, "trainer.max_epochs": 3, "model.init_args.ensemble": 4}
+    fitted = trainlab.fit(config("multiclass"), **settings)
+    predicted = trainlab.predict(config("multiclass"), fitted.last_checkpoint, **settings)
+    from trainlab.models import MLPModule
+
+    module = MLPModule.load_from_checkpoint(fitted.last_checkpoint, weights_only=True).eval()
+    summary = dict((k, v) for k, v in read_json(fitted.run_dir / "report.json")["summary"])
+    assert summary["ensemble"].startswith("4 members; each alone: test accuracy min ")
+    probabilities = torch.tensor([predicted.predictions[f"probability_{k}"] for k in range(3)]).T
+    assert torch.allclose(probabilities.sum(1), torch.ones(len(probabilities)), atol=1e-5)
+    assert module.members == 4
+
+
+def test_ensemble_must_be_positive_and_one_under_ddp(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--model.init_args.ensemble", "0") == 2
+    assert "model.init_args.ensemble=0 is not allowed" in capsys.readouterr().err
+    assert not Path("lightning_logs").exists()
