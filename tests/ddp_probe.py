@@ -12,7 +12,7 @@ class ShardRecorder(pl.Callback):
         self.rows: list[torch.Tensor] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.rows.extend(x.detach().cpu() for x, _ in batch)
+        self.rows.extend(x[0].detach().cpu() for x, _, _ in batch)  # one member: x is [1, B, F]
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.out.mkdir(exist_ok=True)

@@ -122,7 +122,7 @@ def test_csv_round_trip_through_a_checkpoint_and_a_new_file_in_a_fresh_process()
     import torch
 
     with torch.no_grad():
-        expected = torch.sigmoid(module(torch.tensor(X, dtype=torch.float32))).squeeze(-1).numpy()
+        expected = torch.sigmoid(module(torch.tensor(X, dtype=torch.float32))[0]).squeeze(-1).numpy()
     np.testing.assert_allclose(probability, expected, rtol=1e-5, atol=1e-6)
 
 
