@@ -216,9 +216,7 @@ def test_optimizer_settings_reach_the_optimizer():
     )
     opt = module.configure_optimizers()
     assert opt.algorithm == "sgd" and opt.nesterov
-    assert opt.rates().tolist() == pytest.approx([0.05])
-    assert opt.momentum.flatten().tolist() == pytest.approx([0.9])
-    assert opt.weight_decay.flatten().tolist() == pytest.approx([1e-3])
+    assert (opt.rates(), opt.momentum, opt.weight_decay) == ([0.05], [0.9], [1e-3])
 
 
 @pytest.mark.parametrize(

@@ -287,6 +287,8 @@ def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> Trainl
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
     # Validation and test values come from torchmetrics, which has already synchronised them across ranks.
     warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
+    # MLPModule.transfer_batch_to_device only skips batches already on the device; the data module defines none.
+    warnings.filterwarnings("ignore", ".*overridden `transfer_batch_to_device` in `LightningModule`.*")
     # Predict batches carry their own sample indices (see TabularDataModule.predict_dataloader).
     warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
     # "Seed set to 42" would come before any error about a config value; config.yaml records the seed.

@@ -62,10 +62,8 @@ class SlotRuns(Callback):
         config["data"]["init_args"].update(member_folds=None, folds=data.hparams["folds"])
         config["model"]["init_args"]["seeds"] = None
         logger = config["trainer"].get("logger")
-        if isinstance(logger, dict):
-            logger.setdefault("init_args", {}).update(
-                save_dir=str(self.save_dir), name=self.name, version=self.versions[slot]
-            )
+        if isinstance(logger, dict):  # what runs with this config (a test of the checkpoint) lands inside the fold's
+            logger.setdefault("init_args", {}).update(save_dir=str(self.slot_dir(slot)), name="runs", version=None)
         return config
 
     def _slot_checkpoint(self, pl_module, data, slot: int, epochs: int) -> dict:

@@ -181,7 +181,6 @@ class MLPModule(pl.LightningModule):
         self.metrics = torch.nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
         self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in ("val", "test")})
         self._lean = False
-        self._last_loss: torch.Tensor | None = None
         self.frozen = torch.zeros(self.members, dtype=torch.bool)  # members stopped early (several slots)
         self.log_val_metrics()
 
@@ -229,11 +228,12 @@ class MLPModule(pl.LightningModule):
             batches = batches[: max(trainer.max_steps - trainer.global_step, 0)]
         if not batches:
             return
-        loss_before, rows_before = self._epoch_loss.sum(), self._epoch_rows.sum()
+        epoch = self._epoch  # a plain dict: assigning module attributes costs microseconds each, per step
+        loss_before, rows_before = epoch["loss"].sum(), epoch["rows"].sum()
         for x, y, counts in batches:
             losses = self.member_losses(self.net(x, counts), y, counts)
             if not self._finite_everywhere(losses):  # checked before the step, so a bad one is never taken
-                self._fail_non_finite(losses, optimizer, self._last_loss)
+                self._fail_non_finite(losses, optimizer, epoch["last"])
             self._zero_grad(optimizer)
             objective = losses.sum()  # each member's gradient is its own loss's
             if self._l1 is not None:
@@ -242,26 +242,30 @@ class MLPModule(pl.LightningModule):
             if self._clip is not None:
                 clip_gradients(self.net.flat.grad, self._clip, self.hparams.gradient_clip_algorithm)
             rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
-            active = ~self.frozen if counts is None else (counts > 0) & ~self.frozen
-            optimizer.optimizer.active = None if not self._any_frozen and counts is None else active
+            if counts is None and not self._any_frozen:
+                optimizer.optimizer.active = None  # every member moves
+            else:
+                moving = ~self.frozen.cpu() if counts is None else (counts.cpu() > 0) & ~self.frozen.cpu()
+                optimizer.optimizer.active = moving.nonzero().flatten().tolist()
             self._optimizer_step(optimizer)
-            self._epoch_loss += losses.detach() * rows
-            self._epoch_rows += rows
-            self._last_loss = losses.detach()
+            epoch["loss"] += losses.detach() * rows
+            epoch["rows"] += rows
+            epoch["last"] = losses.detach()
         # train/loss: the mean over every member's training rows; Lightning averages the groups' values
         # weighted by their rows at the epoch's end (under DDP over every rank's rows too)
-        rows = self._epoch_rows.sum() - rows_before
-        mean = (self._epoch_loss.sum() - loss_before) / rows
+        rows = epoch["rows"].sum() - rows_before
+        mean = (epoch["loss"].sum() - loss_before) / rows
         self.log("train/loss", mean, on_step=False, on_epoch=True, batch_size=int(rows), sync_dist=True)
 
     def on_train_epoch_start(self):
-        self._epoch_loss = torch.zeros(self.members, device=self.device)
-        self._epoch_rows = torch.zeros(self.members, device=self.device)
+        last = self._epoch["last"] if hasattr(self, "_epoch") else None
+        zeros = torch.zeros(self.members, device=self.device)
+        self._epoch = {"loss": zeros, "rows": zeros.clone(), "last": last}
         self._any_frozen = bool(self.frozen.any())
 
     def member_train_loss(self) -> torch.Tensor:
         """This epoch's mean training loss of each member so far: [K]."""
-        return self._epoch_loss / self._epoch_rows.clamp(min=1)
+        return self._epoch["loss"] / self._epoch["rows"].clamp(min=1)
 
     # A resumed fit continues the random stream (dropout) where the checkpoint left it, so that on the CPU
     # with a fixed seed it ends exactly where an uninterrupted fit would (the data order is (seed, epoch)'s).
@@ -349,6 +353,14 @@ class MLPModule(pl.LightningModule):
             "run several packs side by side with --workers instead)",
         )
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """Batches already on the device (the CPU, or data kept on the accelerator) stay as they are: Lightning's
+        generic walk through a group of mini-batches costs more than a small model's step."""
+        first = batch[0][0] if isinstance(batch, list) else batch[0]
+        if first.device == device:
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule if self._trainer is not None else None
         if data is not None and hasattr(data, "serve_members"):
@@ -370,7 +382,7 @@ class MLPModule(pl.LightningModule):
     def _optimizer_step(self, optimizer) -> None:
         if self._lean:
             optimizer._on_before_step()  # Lightning's step counter (trainer.global_step) and profiler
-            optimizer.optimizer.step()
+            optimizer.optimizer.update(optimizer.optimizer.active)
             optimizer._on_after_step()
         else:
             optimizer.step()
@@ -459,8 +471,8 @@ class MLPModule(pl.LightningModule):
     def configure_optimizers(self):
         h = self.hparams
 
-        def each(value: float) -> torch.Tensor:
-            return torch.full((self.members,), float(value))
+        def each(value: float) -> list[float]:
+            return [float(value)] * self.members
 
         # torch's algorithm, member by member, on the pack's one parameter tensor (see models/optim.py)
         optimizer = PackedOptimizer(

@@ -1,17 +1,21 @@
 """One optimizer for a pack's [K, P] parameter: torch's SGD, Adam, AdamW and RMSprop, member by member.
 
-Each member has its own hyperparameters (a [K] tensor each: lr, weight_decay, momentum) and its own step
-count, and only the `active` members move: a member that has stopped (early stopping) or that has no rows
-in this step keeps its weights and optimizer state exactly. The arithmetic is torch's single-tensor
-implementation of each algorithm (tested against torch.optim), so a pack of one trains as torch would.
+Each member (a row of the parameter) has its own hyperparameters (lr, weight_decay, momentum), its own
+optimizer state and step count, and only the members asked to move do: a member that has stopped (early
+stopping) or that has no rows in a step keeps its weights and state exactly. The arithmetic is torch's
+own: its functional implementations (`torch.optim.adam.adam`, ...) applied to the rows, fused kernels
+where torch has them on the device, members with equal hyperparameters in one call. A row is updated the
+same way whatever the other rows hold, so a member trains in a pack exactly as it trains alone.
 
-The param group's `lr` is a multiplier (1.0 at the start) for learning-rate schedulers: member k's rate
-is `param_groups[0]["lr"] * lr[k]`.
+The param group's `lr` is a multiplier (1.0 at the start) that learning-rate schedulers change: member
+k's rate is `param_groups[0]["lr"] * lr[k]`.
 """
 
 import torch
+from torch.optim import adam, adamw, rmsprop, sgd
 
 ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop")
+FUSED = ("sgd", "adam", "adamw")  # torch has fused kernels for these on the CPU and CUDA
 
 
 class PackedOptimizer(torch.optim.Optimizer):
@@ -19,31 +23,29 @@ class PackedOptimizer(torch.optim.Optimizer):
         self,
         param: torch.nn.Parameter,
         algorithm: str,
-        lr: torch.Tensor,
-        weight_decay: torch.Tensor,
-        momentum: torch.Tensor,
+        lr: list[float],
+        weight_decay: list[float],
+        momentum: list[float],
         nesterov: bool = False,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         alpha: float = 0.99,
     ):
-        assert algorithm in ALGORITHMS and param.dim() == 2
+        assert algorithm in ALGORITHMS and param.dim() == 2 and len(lr) == len(weight_decay) == len(momentum)
         super().__init__([param], {"lr": 1.0})
-        column = {"device": param.device, "dtype": param.dtype}
         self.algorithm = algorithm
-        self.member_lr = lr.to(**column).view(-1, 1)
-        self.weight_decay = weight_decay.to(**column).view(-1, 1)
-        self.momentum = momentum.to(**column).view(-1, 1)
+        self.member_lr, self.weight_decay, self.momentum = list(lr), list(weight_decay), list(momentum)
         self.nesterov, self.betas, self.eps, self.alpha = nesterov, betas, eps, alpha
-        self.active: torch.Tensor | None = None  # [K] bool; None: every member moves
+        self.fused = algorithm in FUSED and param.device.type in ("cpu", "cuda")
+        self.active: list[int] | None = None  # the members step() moves; None: all
 
     @property
     def param(self) -> torch.nn.Parameter:
         return self.param_groups[0]["params"][0]
 
-    def rates(self) -> torch.Tensor:
-        """Each member's learning rate now: [K]."""
-        return self.member_lr.view(-1) * self.param_groups[0]["lr"]
+    def rates(self) -> list[float]:
+        """Each member's learning rate now."""
+        return [self.param_groups[0]["lr"] * lr for lr in self.member_lr]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -51,74 +53,94 @@ class PackedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        p = self.param
-        if p.grad is None:
-            return loss
-        state = self.state[p]
-        active = self.active
-        if active is not None and bool(active.all()):
-            active = None
-        if active is not None:  # frozen members: remember their weights and state, put them back after
-            keep = active.view(-1, 1)
-            before = {"param": p.clone(), **{k: v.clone() for k, v in state.items()}}
-        getattr(self, f"_{self.algorithm}")(p, p.grad, state, self.member_lr * self.param_groups[0]["lr"])
-        if active is not None:
-            p.copy_(torch.where(keep, p, before["param"]))
-            for key, value in state.items():
-                if key in before:
-                    value.copy_(torch.where(keep, value, before[key]))
-                else:  # created by this step: a frozen member's starts as if it had not been
-                    value.masked_fill_(~keep, 0)
+        self.update(self.active)
         return loss
 
-    def _sgd(self, p, grad, state, lr):
-        d_p = grad + self.weight_decay * p
-        buffer = state.get("momentum_buffer")
-        if buffer is None:
-            buffer = state["momentum_buffer"] = d_p.clone()
-        else:
-            buffer.mul_(self.momentum).add_(d_p)
-        d_p = d_p + self.momentum * buffer if self.nesterov else buffer
-        p.sub_(lr * d_p)
-
-    def _adam(self, p, grad, state, lr, decoupled: bool = False):
+    @torch.no_grad()
+    def update(self, members: list[int] | None = None) -> None:
+        """One step of `members` (None: all). The step itself, without torch's per-call profiling wrapper
+        around `step`: on a small model that wrapper costs as much as the arithmetic."""
+        p = self.param
+        if p.grad is None:
+            return
+        state = self.state[p]
         if not state:
-            state["step"] = torch.zeros(p.shape[0], 1, dtype=p.dtype, device=p.device)
-            state["exp_avg"] = torch.zeros_like(p)
-            state["exp_avg_sq"] = torch.zeros_like(p)
+            self._init_state(state, p)
+        rates = self.rates()
+        groups: dict[tuple, list[int]] = {}
+        for k in range(p.shape[0]) if members is None else members:
+            groups.setdefault((rates[k], self.weight_decay[k], self.momentum[k]), []).append(k)
+        for (lr, weight_decay, momentum), rows in groups.items():
+            self._step(p, state, rows, lr, weight_decay, momentum)
+
+    def _init_state(self, state: dict, p: torch.Tensor) -> None:
+        steps = torch.zeros(p.shape[0], dtype=torch.float32, device=p.device if self.fused else "cpu")
+        if self.algorithm in ("adam", "adamw"):
+            state.update(step=steps, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+        elif self.algorithm == "rmsprop":
+            state.update(step=steps, square_avg=torch.zeros_like(p), momentum_buffer=torch.zeros_like(p))
+        else:  # torch starts the buffer as the first gradient: 0 x momentum + gradient is exactly that
+            state.update(momentum_buffer=torch.zeros_like(p))
+
+    def _step(self, p, state, rows: list[int], lr: float, weight_decay: float, momentum: float) -> None:
+        params, grads = [p[k] for k in rows], [p.grad[k] for k in rows]
         beta1, beta2 = self.betas
-        step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        step.add_(1)
-        if decoupled:
-            p.mul_(1 - lr * self.weight_decay)
+        if self.algorithm in ("adam", "adamw"):
+            function = adam.adam if self.algorithm == "adam" else adamw.adamw
+            function(
+                params,
+                grads,
+                [state["exp_avg"][k] for k in rows],
+                [state["exp_avg_sq"][k] for k in rows],
+                [],
+                [state["step"][k] for k in rows],
+                foreach=not self.fused,
+                fused=self.fused or None,
+                amsgrad=False,
+                beta1=beta1,
+                beta2=beta2,
+                lr=lr,
+                weight_decay=weight_decay,
+                eps=self.eps,
+                maximize=False,
+            )
+        elif self.algorithm == "rmsprop":
+            rmsprop.rmsprop(
+                params,
+                grads,
+                [state["square_avg"][k] for k in rows],
+                [],
+                [state["momentum_buffer"][k] for k in rows] if momentum > 0 else [],
+                [state["step"][k] for k in rows],
+                foreach=True,
+                lr=lr,
+                alpha=self.alpha,
+                eps=self.eps,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                centered=False,
+            )
         else:
-            grad = grad + self.weight_decay * p
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = lr / (1 - beta1**step)
-        denominator = (exp_avg_sq.sqrt() / (1 - beta2**step).sqrt()).add_(self.eps)
-        p.sub_(step_size * (exp_avg / denominator))
-
-    def _adamw(self, p, grad, state, lr):
-        self._adam(p, grad, state, lr, decoupled=True)
-
-    def _rmsprop(self, p, grad, state, lr):
-        if not state:
-            state["square_avg"] = torch.zeros_like(p)
-            state["momentum_buffer"] = torch.zeros_like(p)
-        grad = grad + self.weight_decay * p
-        square_avg = state["square_avg"]
-        square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
-        average = square_avg.sqrt().add_(self.eps)
-        buffer = state["momentum_buffer"]
-        buffer.mul_(self.momentum).addcdiv_(grad, average)
-        p.sub_(lr * buffer)
+            buffers = [state["momentum_buffer"][k] for k in rows] if momentum > 0 else [None] * len(rows)
+            sgd.sgd(
+                params,
+                grads,
+                buffers,
+                foreach=not self.fused,
+                fused=self.fused or None,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                lr=lr,
+                dampening=0.0,
+                nesterov=self.nesterov,
+                maximize=False,
+            )
 
 
 def clip_gradients(grad: torch.Tensor, clip: torch.Tensor, algorithm: str) -> None:
     """Per member (rows of `grad`): clip to the L2 norm `clip[k]` (torch.nn.utils.clip_grad_norm_'s rule) or
     each element to [-clip[k], clip[k]]; inf leaves a member unclipped."""
-    clip = clip.view(-1, 1).to(grad.dtype)
+    clip = clip.view(-1, 1).to(grad.device, grad.dtype)
     if algorithm == "value":
         torch.minimum(torch.maximum(grad, -clip), clip, out=grad)
         return
