@@ -131,7 +131,15 @@ def test_a_wide_network_on_a_tiny_noisy_training_set_overfits():
 def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss(capsys):
     # SGD at lr 0.02 trains; the step schedule raises it ten-thousandfold after two epochs: the third diverges
     args = ["--model.init_args.optimizer", "sgd", "--model.init_args.lr", "0.02", "--model.init_args.scheduler"]
-    args += ["step", "--model.init_args.step_size", "2", "--model.init_args.gamma", "10000", "--trainer.max_epochs", "6"]
+    args += [
+        "step",
+        "--model.init_args.step_size",
+        "2",
+        "--model.init_args.gamma",
+        "10000",
+        "--trainer.max_epochs",
+        "6",
+    ]
     args += ["--run.last_checkpoint_every", "0"]  # last.ckpt at every epoch's end
     assert run_cli("fit", "-c", config("regression"), *args, *QUIET) == 3
     err = capsys.readouterr().err.strip().splitlines()[-1]

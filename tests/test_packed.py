@@ -139,12 +139,38 @@ def test_a_packed_fit_resumes_exactly_after_a_kill():
     whole = trainlab.cross_validate(config("default"), folds=3, overrides={"trainer.max_epochs": 10, **settings})
     pack_config = next((whole.cv_dir / "packs").glob("*/config.yaml"))
     pack_args = ["--run.last_checkpoint_every", "0", "--trainer.enable_progress_bar", "false"]
-    assert run_cli("fit", "-c", pack_config, "--trainer.max_epochs", "4", "--run.test_after_fit", "false",
-                   "--trainer.logger.init_args.version", "cut", *pack_args) == 0
+    assert (
+        run_cli(
+            "fit",
+            "-c",
+            pack_config,
+            "--trainer.max_epochs",
+            "4",
+            "--run.test_after_fit",
+            "false",
+            "--trainer.logger.init_args.version",
+            "cut",
+            *pack_args,
+        )
+        == 0
+    )
     cut = Path(pack_config).parents[1] / "cut" / "checkpoints" / "last.ckpt"
     assert torch.load(cut, weights_only=True)["epoch"] == 3
-    assert run_cli("fit", "-c", pack_config, "--ckpt_path", cut, "--trainer.logger.init_args.version", "resumed",
-                   "--trainer.max_epochs", "10", *pack_args) == 0
+    assert (
+        run_cli(
+            "fit",
+            "-c",
+            pack_config,
+            "--ckpt_path",
+            cut,
+            "--trainer.logger.init_args.version",
+            "resumed",
+            "--trainer.max_epochs",
+            "10",
+            *pack_args,
+        )
+        == 0
+    )
     for k, fold in enumerate(whole.per_fold):
         resumed = read_json(whole.cv_dir / "folds" / f"fold_{k}" / "metrics.json")
         for key, value in fold["metrics"].items():
@@ -193,3 +219,41 @@ def test_ensemble_must_be_positive_and_one_under_ddp(capsys):
     assert run_cli("fit", "-c", config("seed"), "--model.init_args.ensemble", "0") == 2
     assert "model.init_args.ensemble=0 is not allowed" in capsys.readouterr().err
     assert not Path("lightning_logs").exists()
+
+
+def test_folds_split_into_packs_by_memory_budget_and_by_shape(monkeypatch):
+    """Folds whose one-hot width differs (a category missing from some folds' training rows) train in
+    packs of their own; a memory budget too small for one pack gives one fold per pack. Results are the
+    same either way."""
+    import csv as csv_module
+
+    import yaml
+
+    from trainlab.cv import packed
+    from trainlab.cv.run import plan_cv
+
+    rows = [["x", "colour", "label"]]
+    for i in range(60):
+        colour = "violet" if i == 7 else ("red", "green")[i % 2]  # violet: one row, in one fold only
+        rows.append([f"{(i * 37 % 11) / 11:.3f}", colour, "yes" if (i * 37 % 11) > 5 else "no"])
+    with open("data.csv", "w", newline="") as f:
+        csv_module.writer(f).writerows(rows)
+    data = {"class_path": "trainlab.data.FileDataModule", "init_args": {"path": "data.csv", "target": "label"}}
+    base = {"trainer": {"max_epochs": 2}, "model": {"init_args": {"hidden_dims": [4]}}, "data": data}
+    Path("c.yaml").write_text(yaml.safe_dump(base))
+    plan = plan_cv(Path("c.yaml"), {"data.init_args.val_fraction": 0.25}, folds=3)
+    packs = packed.plan_packs(plan, plan.jobs())
+    assert sorted(len(p) for p in packs) == [1, 2]  # the fold holding violet out has one column fewer
+    monkeypatch.setattr(packed, "PACK_MEMORY_BYTES", 1)
+    assert packed.plan_packs(plan, plan.jobs()) == [[(0, 0)], [(0, 1)], [(0, 2)]]
+    split = trainlab.cross_validate("c.yaml", folds=3, overrides={"data.init_args.val_fraction": 0.25})
+    monkeypatch.setattr(packed, "PACK_MEMORY_BYTES", 2**31)
+    together = trainlab.cross_validate("c.yaml", folds=3, overrides={"data.init_args.val_fraction": 0.25})
+    for a, b in zip(split.per_fold, together.per_fold, strict=True):
+        assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-5)
+
+
+def test_packed_cv_on_several_devices_is_refused_in_one_line(capsys):
+    code = run_cli("cv", "-c", config("seed"), "--folds", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "--no-pack" in err and "trainer.devices=2" in err

@@ -96,3 +96,29 @@ def test_two_tuning_processes_share_a_study_in_postgresql(postgres_url):
     by_number = {t.number: t.value for t in study.trials}
     assert all(float(r["val/loss"]) == pytest.approx(by_number[int(r["trial"])]) for r in rows)
     assert [float(r["val/loss"]) for r in rows] == sorted(float(r["val/loss"]) for r in rows)
+
+
+OPEN_AT = """
+import sys, time, types
+from trainlab.tuning.storage import open_storage
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+open_storage(types.SimpleNamespace(storage=sys.argv[1], study_dir=None))
+"""
+
+
+@pytest.mark.slow
+def test_several_processes_creating_the_schema_at_the_same_instant_all_succeed(postgres_url):
+    """A new database: Optuna's schema is created by whichever process comes first; the others retry
+    (PostgreSQL refuses a second CREATE at the same moment with a duplicate key)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    start = time.time() + 3  # after every process has imported Optuna
+    processes = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AT, postgres_url, str(start)], env=env, stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err.decode()[-2000:]
+    assert optuna.get_all_study_names(postgres_url) == []  # the schema is there and readable

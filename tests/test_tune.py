@@ -275,3 +275,21 @@ def test_a_grid_worker_that_finds_no_point_left_takes_none():
     trials = load_study("taken").trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and trials[1].user_attrs["spare"]
     assert [r["trial"] for r in run_search(load_tune_config(path)).leaderboard] == [0]  # spares are not listed
+
+
+def test_a_torn_journal_tail_is_dropped_with_a_warning_and_the_study_goes_on(capsys):
+    """A writer killed mid-line leaves a torn record; the next run drops it (one warning naming the file)
+    instead of failing to read the study, and the search completes."""
+    overrides = {**SMALL, "trainer.max_epochs": 2}
+    path = tune_config("torn", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", overrides=overrides, n_trials=1)
+    assert run_cli("tune", "-c", path) == 0
+    journal = STUDY / "torn" / "study.journal"
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "sta')  # torn: no end, no newline
+    capsys.readouterr()
+    path = tune_config("torn", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", overrides=overrides)
+    assert run_cli("tune", "-c", path) == 0
+    err = capsys.readouterr().err
+    assert f"trainlab: warning: {journal}: dropped 1 torn record(s)" in err and "Traceback" not in err
+    assert sorted(r["state"] for r in leaderboard("torn")) == ["COMPLETE", "COMPLETE"]
+    assert journal.read_bytes().endswith(b"\n")

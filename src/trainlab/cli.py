@@ -43,7 +43,22 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=None):
+    """trainlab's own warnings as one line; everyone else's as Python shows them."""
+    from trainlab.errors import TrainlabWarning
+
+    if issubclass(category, TrainlabWarning):
+        print(f"trainlab: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> None:
+    import functools
+    import warnings
+
+    if not isinstance(warnings.showwarning, functools.partial):
+        warnings.showwarning = functools.partial(_show_warning, _default=warnings.showwarning)
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(HELP, end="")

@@ -9,6 +9,10 @@ import re
 from argparse import ArgumentError
 
 
+class TrainlabWarning(UserWarning):
+    """Something a user should know that does not stop the command; the CLI prints it as one line."""
+
+
 class UserError(Exception):
     """Bad user input. The CLI prints the message as one line and exits with code 2."""
 

@@ -107,7 +107,12 @@ class TrainlabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(RunOptions, "run")
         # The data decides what the model's input and output are; configs never repeat them.
-        links = (("num_features", "input_dim"), ("task", "task"), ("num_classes", "num_classes"), ("num_slots", "slots"))
+        links = (
+            ("num_features", "input_dim"),
+            ("task", "task"),
+            ("num_classes", "num_classes"),
+            ("num_slots", "slots"),
+        )
         for source, target in links:
             parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
 

@@ -7,7 +7,6 @@ fold k alone. Each fold still gets its own run directory (TensorBoard curves, me
 checkpoints/model.ckpt) from the SlotRuns callback.
 """
 
-import numpy as np
 import torch
 
 from trainlab import tasks
@@ -21,7 +20,10 @@ def pack_overrides(plan, jobs: list[tuple[int, int]]) -> dict:
     """The pack run's config overrides: the plan's folds as slots, each fold's seed, quiet outputs."""
     from trainlab.cv.run import QUIET
 
-    folds = [{"k": plan.folds, "index": index, "seed": plan.seed + repeat, "stratify": plan.stratify} for repeat, index in jobs]
+    folds = [
+        {"k": plan.folds, "index": index, "seed": plan.seed + repeat, "stratify": plan.stratify}
+        for repeat, index in jobs
+    ]
     return {
         **QUIET,
         **plan.overrides,

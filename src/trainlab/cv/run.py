@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback
 
 from trainlab import tasks
@@ -256,7 +257,11 @@ def plan_cv(
     for fold in outer or []:  # nested: these folds cut the outer folds' training part
         kept = fold_split(kept, y, data.task, Fold(**fold), "--folds")[0]
     check_folds(y[kept], data.task, folds, stratified, "--folds")
-    seed_everything = cli.config_init.get("seed_everything")
+    # The seed the config asks for: LightningCLI replaces `true` (any seed) by the one it drew, which in a
+    # process that already trained is the last run's; folds need seeds of their own, reproducibly.
+    seed_everything = overrides.get("seed_everything", yaml.safe_load(config.read_text()).get("seed_everything"))
+    if isinstance(seed_everything, str) and seed_everything.lstrip("-").isdigit():
+        seed_everything = int(seed_everything)
     return CVPlan(
         base=config,
         overrides=overrides,

@@ -157,8 +157,9 @@ class PackedBatches:
         self.rank, self.world_size, self.pin_memory = rank, world_size, pin_memory
         self.epoch = 0
         self._loaders = [  # one per member: its order and its batch boundaries
-            TensorBatches(*slots[slot], batch_size=batch_size, shuffle=True, seed=0, group=group, rank=rank,
-                          world_size=world_size)
+            TensorBatches(
+                *slots[slot], batch_size=batch_size, shuffle=True, seed=0, group=group, rank=rank, world_size=world_size
+            )
             for slot, _ in members
         ]
         self._sizes = [loader.num_samples() for loader in self._loaders]

@@ -119,9 +119,7 @@ class MLPModule(pl.LightningModule):
             scheduler,
             "step, cosine or null when folds train as one pack (plateau watches one validation loss; --no-pack)",
         )
-        require(
-            seeds is None or len(seeds) == slots, f"{k}.seeds", seeds, f"null or one seed per slot ({slots})"
-        )
+        require(seeds is None or len(seeds) == slots, f"{k}.seeds", seeds, f"null or one seed per slot ({slots})")
         require(lr > 0, f"{k}.lr", lr, "a number > 0")
         require(weight_decay >= 0, f"{k}.weight_decay", weight_decay, "a number >= 0")
         require(momentum >= 0, f"{k}.momentum", momentum, "a number >= 0")

@@ -17,7 +17,9 @@ class SlotEvaluation:
         self.task, self.slots, self.ensemble = module.task, h.slots, h.ensemble
         self.member_slots = torch.tensor(module.member_slots)
         metrics = tasks.make_metrics(module.task, h.num_classes, sync_on_compute=False)
-        self.metrics = {stage: [metrics.clone(prefix=f"{stage}/") for _ in range(self.slots)] for stage in ("val", "test")}
+        self.metrics = {
+            stage: [metrics.clone(prefix=f"{stage}/") for _ in range(self.slots)] for stage in ("val", "test")
+        }
         self.values: dict[str, list[dict[str, float]]] = {}  # per stage, per slot: the last epoch's values
         self.predictions: list[dict] = []  # per slot after a test: scores and targets of its test split
         self.configure()

@@ -27,7 +27,8 @@ def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     """Check the config, create or resume the study, run its trials, write its results."""
     from trainlab.tuning.checks import check_search
     from trainlab.tuning.results import write_results
-    from trainlab.tuning.study import open_storage, open_study, prepare_study
+    from trainlab.tuning.storage import open_storage
+    from trainlab.tuning.study import open_study, prepare_study
 
     quiet_lightning()
     search = check_search(config)

@@ -9,7 +9,6 @@ Its run directory is <study>/trials/trial_NNNN, so TensorBoard's HParams view co
 import os
 import socket
 import time
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from trainlab.errors import TrainingFailed, UserError
 from trainlab.tuning.config import TuneConfig
+from trainlab.tuning.storage import open_storage
 
 # Trials are quiet: no progress bar, summary lines, tables or per-trial report (the study has its own), and
 # they do not test: the choice must not see the test split (a tune config's overrides may ask for it).
@@ -58,31 +58,6 @@ def fit_overrides(config: TuneConfig, metric: str, params: dict) -> dict:
 
 def trial_dir(config: TuneConfig, number: int) -> Path:
     return config.study_dir / "trials" / f"trial_{number:04d}"
-
-
-def open_storage(config: TuneConfig):
-    """A journal file in the study directory (safe for parallel workers on one machine), or the given URL."""
-    import optuna
-
-    if config.storage is None:
-        config.study_dir.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(config.study_dir / "study.journal"))
-        return optuna.storages.JournalStorage(backend)
-    try:
-        # Heartbeats let a worker on any machine fail and retry a trial whose worker died.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-            return optuna.storages.RDBStorage(
-                config.storage, heartbeat_interval=30, grace_period=120, heartbeat_stale_trial_callback=retry
-            )
-    except Exception as error:  # a bad URL, a missing driver, a server that does not answer
-        reason = str(error).strip().splitlines()[0][:200]
-        raise UserError(
-            f"--storage {config.storage!r} cannot be opened ({type(error).__name__}: {reason}); "
-            "allowed: an Optuna RDB URL that answers, such as postgresql://user:password@host/db, "
-            "or none for a journal file in the study directory"
-        ) from None
 
 
 def open_study(search: Search, storage, worker: int = 0, create: bool = False):
