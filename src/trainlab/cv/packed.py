@@ -80,13 +80,13 @@ def run_pack(plan, jobs: list[tuple[int, int]]) -> list[dict]:
     return results
 
 
-def plan_packs(plan, jobs: list[tuple[int, int]], packs: int = 1) -> list[list[tuple[int, int]]]:
+def plan_packs(plan, jobs: list[tuple[int, int]], packs: int = 1, cli=None) -> list[list[tuple[int, int]]]:
     """The jobs cut into packs: at least `packs` (one per worker), more where one would exceed the memory
     budget, and apart where folds differ in shape (a file's one-hot width). A config that asks for several
-    devices is refused: a pack trains on one."""
+    devices is refused: a pack trains on one. `cli`: the plan's config, built (else it is built here)."""
     from trainlab.lightning_cli import build_config
 
-    cli = build_config(plan.base, plan.overrides, str(plan.base))
+    cli = cli or build_config(plan.base, plan.overrides, str(plan.base))
     check_one_device(cli.config_init.get("trainer", {}))
     groups: dict[int, list] = {}
     for job, width in zip(jobs, fold_widths(plan, jobs, cli.datamodule), strict=True):

@@ -45,6 +45,7 @@ class CVPlan:
     init_seed: int
     cv_dir: Path
     outer: list = field(default_factory=list)  # enclosing folds (nested CV)
+    packs: list | None = None  # the (repeat, fold) jobs of each pack, when the folds train packed
 
     def jobs(self) -> list[tuple[int, int]]:
         return [(repeat, index) for repeat in range(self.repeats) for index in range(self.folds)]
@@ -116,7 +117,7 @@ def run_folds(plan: CVPlan, workers: int = 1, on_fold=None, pack: bool = True) -
     if pack:
         from trainlab.cv.packed import plan_packs, run_pack
 
-        packs = plan_packs(plan, jobs, workers)
+        packs = plan.packs or plan_packs(plan, jobs, workers)
         if workers == 1 or len(packs) == 1:
             found = [result for jobs_of_pack in packs for result in run_pack(plan, jobs_of_pack)]
         else:
@@ -240,8 +241,10 @@ def plan_cv(
     output_dir: Path = Path("lightning_logs/cv"),
     name: str | None = None,
     outer: list | None = None,
+    packs: int | None = None,
 ) -> CVPlan:
-    """Check everything before any fold runs: the config with the overrides, and the folds against the data."""
+    """Check everything before any fold runs: the config with the overrides, and the folds against the data.
+    With `packs` (at least that many: one per worker), the folds are cut into packs (see cv/packed.py)."""
     from trainlab.data.folds import Fold, check_folds, fold_split
     from trainlab.lightning_cli import build_config
 
@@ -262,7 +265,7 @@ def plan_cv(
     seed_everything = overrides.get("seed_everything", yaml.safe_load(config.read_text()).get("seed_everything"))
     if isinstance(seed_everything, str) and seed_everything.lstrip("-").isdigit():
         seed_everything = int(seed_everything)
-    return CVPlan(
+    plan = CVPlan(
         base=config,
         overrides=overrides,
         folds=folds,
@@ -275,6 +278,15 @@ def plan_cv(
         cv_dir=next_version(output_dir / (name or config.stem)),
         outer=list(outer or []),
     )
+    if packs is not None:
+        from trainlab.cv.packed import plan_packs
+
+        try:
+            plan.packs = plan_packs(plan, plan.jobs(), packs, cli)
+        except UserError:
+            plan.cv_dir.rmdir()  # claimed above: nothing is left behind by a refused plan
+            raise
+    return plan
 
 
 def write_report(plan: CVPlan, summary: dict, results: list[dict]) -> Path:
@@ -338,7 +350,8 @@ def cross_validate(
     from trainlab.tuning.search import quiet_lightning
 
     quiet_lightning()
-    plan = plan_cv(config, dict(overrides or {}), folds, repeats, seed, stratify, name=name)
+    packs = workers if pack and tune is None else None
+    plan = plan_cv(config, dict(overrides or {}), folds, repeats, seed, stratify, name=name, packs=packs)
     if on_start:
         on_start(plan)
     if tune is None:

@@ -20,6 +20,7 @@ class SlotEvaluation:
         self.metrics = {
             stage: [metrics.clone(prefix=f"{stage}/") for _ in range(self.slots)] for stage in ("val", "test")
         }
+        self._essentials: list | None = None  # per slot, the metrics a thin validation epoch computes
         self.values: dict[str, list[dict[str, float]]] = {}  # per stage, per slot: the last epoch's values
         self.predictions: list[dict] = []  # per slot after a test: scores and targets of its test split
         self.configure()
@@ -54,6 +55,7 @@ class SlotEvaluation:
             losses = module.member_losses(logits, y, counts)
         if not hasattr(self, "_loss_sum"):
             self._start_epoch(x.device)
+            self._collections = self._metrics_for(module, stage)
         self._loss_sum += losses.detach() * counts
         self._rows += counts
         for slot in range(self.slots):
@@ -61,9 +63,24 @@ class SlotEvaluation:
             if n == 0:
                 continue
             target = y[slot, :n].long() if self.task != "regression" else y[slot, :n]
-            self.metrics[stage][slot].update(scores[slot, :n].detach().cpu(), target.cpu())
+            self._collections[slot].update(scores[slot, :n].detach().cpu(), target.cpu())
             if stage == "test":
                 self._kept[slot].append((scores[slot, :n].detach().cpu(), y[slot, :n].cpu()))
+
+    def _metrics_for(self, module, stage: str) -> list:
+        """Per slot, the metrics this epoch computes: in thin validation epochs only the essentials (the
+        headline metric and the monitored one, as MLPModule.log_val_metrics says), else all."""
+        if stage != "val" or not module._thin_val_epoch():
+            return self.metrics[stage]
+        if self._essentials is None:
+            from torchmetrics import MetricCollection
+
+            keep = module.val_metrics_always
+            self._essentials = [
+                MetricCollection({k: m.clone() for k, m in collection.items() if k in keep})
+                for collection in self.metrics["val"]
+            ]
+        return self._essentials
 
     def _start_epoch(self, device) -> None:
         self._loss_sum = torch.zeros(self.slots, device=device)
@@ -78,8 +95,8 @@ class SlotEvaluation:
         per_slot = []
         for slot in range(self.slots):
             values = {f"{stage}/loss": losses[slot]}
-            values.update({k: float(v) for k, v in self.metrics[stage][slot].compute().items()})
-            self.metrics[stage][slot].reset()
+            values.update({k: float(v) for k, v in self._collections[slot].compute().items()})
+            self._collections[slot].reset()
             per_slot.append(values)
         if stage == "test":
             self.predictions = [
