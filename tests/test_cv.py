@@ -243,3 +243,29 @@ def test_a_fold_that_diverges_in_a_worker_stops_the_cv_in_one_line(capsys):
     assert run_cli(*args, "--model.init_args.optimizer", "sgd", "--trainer.max_epochs", "3") == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith("trainlab: training failed:") and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_cv_worker_ends_the_command_in_one_line_instead_of_waiting_forever():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    args = ["cv", "-c", config("seed"), "--folds", "4", "--workers", "2", "--no-pack", "--trainer.max_epochs", "60"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 120
+    while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # the workers are training their first folds
+    os.kill(int(children.read_text().split()[0]), signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 5, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("trainlab: error: ") and "Traceback" not in err

@@ -65,13 +65,16 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one():
     assert len(trained) == 60 - (saved_epoch + 1)  # only the remaining epochs were trained
 
 
-def test_ctrl_c_stops_cleanly_after_saving_a_checkpoint():
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_cleanly_after_saving_a_checkpoint(signum):
+    """Lightning alone turns SIGTERM into a clean exit 0 with nothing saved; trainlab stops with 128 + the
+    signal's number, after saving interrupted.ckpt."""
     process = start_fit()
     wait_for_epoch(process, 5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     output = process.stdout.read()
-    assert process.wait() == 1
-    assert "Traceback" not in output
+    assert process.wait() == 128 + signum
+    assert "Traceback" not in output and f"trainlab: stopped by {signal.Signals(signum).name}" in output
     (run,) = run_dirs("seed")
     interrupted = run / "checkpoints" / "interrupted.ckpt"
     assert f"trainlab: interrupted: saved {interrupted}; resume exactly with --ckpt_path" in output

@@ -293,3 +293,53 @@ def test_a_torn_journal_tail_is_dropped_with_a_warning_and_the_study_goes_on(cap
     assert f"trainlab: warning: {journal}: dropped 1 torn record(s)" in err and "Traceback" not in err
     assert sorted(r["state"] for r in leaderboard("torn")) == ["COMPLETE", "COMPLETE"]
     assert journal.read_bytes().endswith(b"\n")
+
+
+def test_a_failed_grid_point_is_retried_by_the_next_run():
+    """A point whose trial failed (a crash, a full disk) is not done: the next run trains it."""
+    from trainlab.tuning.checks import check_search
+    from trainlab.tuning.config import load_tune_config
+    from trainlab.tuning.storage import open_storage
+    from trainlab.tuning.study import prepare_study
+
+    overrides = {**SMALL, "trainer.max_epochs": 2}
+    path = tune_config("retry", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", overrides=overrides)
+    config = load_tune_config(path)
+    study = prepare_study(check_search(config), open_storage(config))  # the grid, enqueued
+    crashed = study.ask()  # a worker takes a point and crashes on it
+    study.tell(crashed, state=optuna.trial.TrialState.FAIL)
+    assert run_cli("tune", "-c", path) == 0
+    states = sorted((t.user_attrs["grid_point"], t.state.name) for t in load_study("retry").trials)
+    point = crashed.user_attrs["grid_point"]
+    assert states == sorted([(point, "FAIL"), (point, "COMPLETE"), (1 - point, "COMPLETE")])
+
+
+@pytest.mark.slow
+def test_a_killed_worker_costs_only_its_trial_and_the_next_run_retries_it():
+    """SIGKILL (the OOM killer) to one of two workers: the other finishes the grid, the command ends in one
+    line with exit 5 and writes the leaderboard, and the same command then trains the lost point."""
+    lrs = [0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
+    path = tune_config(
+        "kill", {"model.init_args.lr": lrs}, sampler="grid", workers=2, overrides={**SMALL, "trainer.max_epochs": 40}
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", "tune", "-c", path],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    trials = STUDY / "kill" / "trials"
+    deadline = time.monotonic() + 120
+    while not (trials.is_dir() and len(list(trials.iterdir())) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()  # the forked workers
+    os.kill(int(workers[0]), signal.SIGKILL)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 5, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("trainlab: error: 1 job(s) lost") and "Traceback" not in err
+    assert (STUDY / "kill" / "leaderboard.csv").exists()
+    assert run_cli("tune", "-c", path) == 0
+    done = [t for t in load_study("kill").trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["model.init_args.lr"] for t in done) == sorted(lrs)  # every point, once

@@ -83,12 +83,41 @@ def main(argv: list[str] | None = None) -> None:
     _guarded(lambda: run_lightning_cli(args))
 
 
-def _guarded(command):
-    """Run a command; end a user's mistake, a failed training or a disk that cannot be written with one line."""
-    from trainlab.errors import TrainingFailed, as_user_error, write_problem
+def _stop_on_signals() -> dict:
+    """SIGTERM and SIGINT raise Stopped wherever the command is (Lightning, which would turn SIGTERM into a
+    clean exit 0, calls this handler too): the fit saves checkpoints/interrupted.ckpt on its way out.
+    Returns the handlers it replaced (none off the main thread, where signals cannot be handled)."""
+    import signal
+    import threading
 
+    from trainlab.errors import Stopped
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the shutdown
+        raise Stopped(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _guarded(command):
+    """Run a command; end a user's mistake, a failed training, a disk that cannot be written, lost workers or
+    a stop signal with one line."""
+    import signal
+
+    from trainlab.errors import Stopped, TrainingFailed, WorkersLost, as_user_error, write_problem
+
+    replaced = _stop_on_signals()
     try:
         return command()
+    except Stopped as stop:
+        name = signal.Signals(stop.signum).name
+        print(f"trainlab: stopped by {name} (exit {128 + stop.signum})", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    except WorkersLost as lost:
+        print(f"trainlab: error: {lost}; run the same command again to redo what was lost", file=sys.stderr)
+        sys.exit(5)
     except Exception as error:
         if isinstance(error, TrainingFailed):
             print(f"trainlab: training failed: {error}", file=sys.stderr)
@@ -101,3 +130,6 @@ def _guarded(command):
         if user_error is not None:
             fail(str(user_error))
         raise  # an internal error: keep its traceback
+    finally:
+        for signum, handler in replaced.items():  # (main() may be called again in this process: tests)
+            signal.signal(signum, handler)

@@ -13,6 +13,28 @@ class TrainlabWarning(UserWarning):
     """Something a user should know that does not stop the command; the CLI prints it as one line."""
 
 
+class Stopped(BaseException):
+    """The command was asked to stop (SIGTERM, or Ctrl-C's SIGINT). A BaseException, as KeyboardInterrupt:
+    no `except Exception` on the way (Optuna's included: the running trial stays RUNNING, for the next
+    run to retry) swallows it. The CLI exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    def __reduce__(self):
+        return Stopped, (self.signum,)
+
+
+class WorkersLost(Exception):
+    """Worker processes ended without handing back some jobs (killed, or stopped by a signal)."""
+
+    def __init__(self, jobs: list[int], exit_codes: list):
+        self.jobs, self.exit_codes = jobs, exit_codes
+        how = ", ".join(f"killed by signal {-c}" if c and c < 0 else f"exit code {c}" for c in exit_codes) or "exit 0"
+        super().__init__(f"{len(jobs)} job(s) lost: a worker process ended without its result ({how})")
+
+
 class UserError(Exception):
     """Bad user input. The CLI prints the message as one line and exits with code 2."""
 

@@ -22,6 +22,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = Tru
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.filename is None:  # a write that failed midway (a full disk) names no file: name ours
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

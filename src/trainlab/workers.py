@@ -27,7 +27,13 @@ def gpu_count() -> int:
 def run_all(workers: int, function, jobs: list[tuple], on_result=None) -> list:
     """function(*job) for every job, in `workers` processes; the results in job order (`on_result` sees
     each as soon as it and those before it are done). The first job to raise stops the others at once
-    (killed: a study's interrupted trials are retried by its next run) and its error is raised here."""
+    (killed: a study's interrupted trials are retried by its next run) and its error is raised here.
+
+    A worker that ends without handing back the job it took, whatever its exit code (killed by the OOM
+    killer, or stopped by SIGTERM, which Lightning turns into a clean exit), costs only that job: the
+    others go on with the remaining jobs, and WorkersLost is raised once they are done."""
+    from trainlab.errors import WorkersLost
+
     gpus = gpu_count()
     method = "fork" if not gpus and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
@@ -48,9 +54,14 @@ def run_all(workers: int, function, jobs: list[tuple], on_result=None) -> list:
             try:
                 index, error, value = done.get(timeout=0.5)
             except queue.Empty:
-                if any(p.exitcode not in (None, 0) for p in processes):
-                    raise RuntimeError("a worker process died without a result") from None
-                continue
+                if any(p.is_alive() for p in processes):
+                    continue
+                try:  # every worker has ended: what they sent last may still be on its way
+                    index, error, value = done.get(timeout=2.0)
+                except queue.Empty:
+                    lost = [i for i in range(len(jobs)) if i not in results]
+                    codes = sorted({p.exitcode for p in processes if p.exitcode != 0})
+                    raise WorkersLost(lost, codes) from None
             if error is not None:
                 raise error
             results[index] = value
@@ -73,6 +84,8 @@ def _serve(share: dict, function, todo, done) -> None:
     import torch
 
     torch.set_num_threads(share["threads"])
+    from trainlab.errors import Stopped
+
     while (item := todo.get()) is not None:
         index, job = item
         try:
@@ -80,6 +93,8 @@ def _serve(share: dict, function, todo, done) -> None:
         except Exception as error:
             done.put((index, _portable(error), None))
             return
+        except Stopped as stop:  # a signal: end without a result (the command counts this job as lost)
+            raise SystemExit(128 + stop.signum) from None
 
 
 def _portable(error: Exception) -> Exception:

@@ -159,12 +159,15 @@ def final_epoch(trainer: pl.Trainer) -> bool:
 
 
 class SaveOnInterrupt(Callback):
-    """Ctrl-C (SIGINT) during fit: save `checkpoints/interrupted.ckpt` before Lightning shuts down.
+    """Ctrl-C (SIGINT) or SIGTERM during fit: save `checkpoints/interrupted.ckpt` before Lightning shuts down.
     An exact resume starts from `checkpoints/last.ckpt`, the end of a recent epoch (see LastCheckpoint)."""
 
     def on_exception(self, trainer, pl_module, exception):
+        from trainlab.errors import Stopped
+
+        stopped = isinstance(exception, KeyboardInterrupt | Stopped) or type(exception).__name__ == "SIGTERMException"
         # One process only: under DDP, ranks see Ctrl-C at different moments and saving is a collective.
-        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit" and trainer.world_size == 1:
+        if stopped and trainer.state.fn == "fit" and trainer.world_size == 1:
             path = run_dir(trainer) / "checkpoints" / "interrupted.ckpt"
             trainer.save_checkpoint(path)
             if trainer.is_global_zero:

@@ -25,6 +25,7 @@ class TuneResult:
 
 def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     """Check the config, create or resume the study, run its trials, write its results."""
+    from trainlab.errors import Stopped, WorkersLost
     from trainlab.tuning.checks import check_search
     from trainlab.tuning.results import write_results
     from trainlab.tuning.storage import open_storage
@@ -37,7 +38,11 @@ def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
         on_start(study, search)
     if config.timeout is not None:
         search.deadline = time.time() + config.timeout  # the search's budget: checks and setup are not in it
-    run_workers(search, on_trial)
+    try:
+        run_workers(search, on_trial)
+    except (WorkersLost, Stopped):  # what finished is written; the lost trials are retried by the next run
+        write_results(open_study(search, open_storage(config)), search)
+        raise
     study = open_study(search, open_storage(config))  # as the workers left it
     written = write_results(study, search)
     best = written.get("best")

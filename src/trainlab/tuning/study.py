@@ -154,7 +154,26 @@ def prepare_study(search: Search, storage):
                 study.enqueue_trial(point, user_attrs={"grid_point": index})
         study.set_user_attr("grid_enqueued", True)
     retry_dead_trials(study)
+    if config.sampler == "grid":
+        retry_failed_grid_points(study, config.grid())
     return study
+
+
+def retry_failed_grid_points(study, grid: list[dict]) -> list[int]:
+    """Grid points whose every trial failed (a full disk, a crash) are enqueued again: a point counts as
+    done only when one of its trials completed or was pruned."""
+    from optuna.trial import TrialState
+
+    taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    points = {}
+    for trial in study.get_trials(deepcopy=False):
+        index = trial.user_attrs.get("grid_point")
+        if index is not None:
+            points.setdefault(index, set()).add(trial.state)
+    failed = sorted(i for i, states in points.items() if not states & set(taken))
+    for index in failed:
+        study.enqueue_trial(grid[index], user_attrs={"grid_point": index})
+    return failed
 
 
 def _wait_for(read, seconds: float = 30.0):
