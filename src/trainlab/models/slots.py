@@ -58,6 +58,12 @@ class SlotEvaluation:
             self._collections = self._metrics_for(module, stage)
         self._loss_sum += losses.detach() * counts
         self._rows += counts
+        if self._native_accuracy:  # counted here for all slots at once: no per-slot metric objects
+            real = torch.arange(y.shape[1], device=y.device) < counts[:, None]
+            right = (tasks.predicted_labels(self.task, scores) == y.long()) & real
+            self._correct += right.sum(1)
+        if not any(len(c) for c in self._collections) and stage != "test":
+            return
         for slot in range(self.slots):
             n = int(counts[slot])
             if n == 0:
@@ -70,21 +76,26 @@ class SlotEvaluation:
     def _metrics_for(self, module, stage: str) -> list:
         """Per slot, the metrics this epoch computes: in thin validation epochs only the essentials (the
         headline metric and the monitored one, as MLPModule.log_val_metrics says), else all."""
+        self._native_accuracy = False
         if stage != "val" or not module._thin_val_epoch():
             return self.metrics[stage]
         if self._essentials is None:
             from torchmetrics import MetricCollection
 
-            keep = module.val_metrics_always
+            keep = set(module.val_metrics_always)
+            if self.task != "regression":  # accuracy, the headline, is counted in update()
+                keep.discard("val/accuracy")
             self._essentials = [
                 MetricCollection({k: m.clone() for k, m in collection.items() if k in keep})
                 for collection in self.metrics["val"]
             ]
+        self._native_accuracy = self.task != "regression"
         return self._essentials
 
     def _start_epoch(self, device) -> None:
         self._loss_sum = torch.zeros(self.slots, device=device)
         self._rows = torch.zeros(self.slots, device=device)
+        self._correct = torch.zeros(self.slots, device=device)
         self._kept: list[list] = [[] for _ in range(self.slots)]
 
     def end_epoch(self, stage: str, module) -> dict:
@@ -92,9 +103,12 @@ class SlotEvaluation:
         if not hasattr(self, "_loss_sum"):
             return {}
         losses = (self._loss_sum / self._rows.clamp(min=1)).tolist()
+        accuracy = (self._correct / self._rows.clamp(min=1)).tolist() if self._native_accuracy else None
         per_slot = []
         for slot in range(self.slots):
             values = {f"{stage}/loss": losses[slot]}
+            if accuracy is not None:
+                values[f"{stage}/accuracy"] = accuracy[slot]
             values.update({k: float(v) for k, v in self._collections[slot].compute().items()})
             self._collections[slot].reset()
             per_slot.append(values)
