@@ -133,6 +133,9 @@ def test_early_stopping_stops_and_the_summary_line_is_printed(capsys):
     lines = [line for line in out.splitlines() if line.startswith("Epoch [")]
     assert 3 <= len(lines) < 200
     assert lines[0].startswith("Epoch [1/200], train/loss ") and "val/loss" in lines[0] and "val/accuracy" in lines[0]
+    (notice,) = [line for line in out.splitlines() if line.startswith("Early stopping")]  # the stop says so
+    assert notice.startswith(f"Early stopping at epoch {len(lines)}: val/loss did not improve for 2 epochs; best ")
+    assert notice.endswith(f"at epoch {len(lines) - 2}")
 
 
 def test_best_checkpoint_follows_the_monitored_metric_and_mode():
@@ -252,3 +255,17 @@ def test_checkpoints_are_written_by_trainlab_unless_the_config_brings_its_own_wr
     }
     cli = run_lightning_cli(base + ["--trainer.strategy", json.dumps(strategy)], run=False)
     assert type(cli.trainer.strategy.checkpoint_io) is AsyncCheckpointIO
+
+
+def test_every_lightning_command_ends_by_naming_its_outputs(capsys):
+    args = ["-c", config("seed"), "--trainer.max_epochs", "3", *QUIET]
+    assert run_cli("fit", *args) == 0
+    (run,) = run_dirs("seed")
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    best = next((run / "checkpoints").glob("best-epoch*.ckpt")).name
+    files = f"metrics.json, diagnosis.json, checkpoints/{best}, checkpoints/last.ckpt"
+    assert last_line == f"trainlab: outputs in {run}: {files}"
+    assert run_cli("predict", *args, "--ckpt_path", run / "checkpoints" / "last.ckpt") == 0
+    predicted = run_dirs("seed")[-1]
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last_line == f"trainlab: outputs in {predicted}: predictions.csv"

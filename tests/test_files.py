@@ -241,3 +241,31 @@ def test_a_csv_file_tunes_and_reports():
     result = trainlab.fit("lightning_logs/tune/tune/best_config.yaml", trainer__enable_progress_bar=False)
     page = (result.run_dir / "report.html").read_text()  # the report of a run on a file
     assert "test/auroc" in page and (result.run_dir / "plots" / "roc.png").exists()
+
+
+@pytest.mark.parametrize(
+    "column, value, fmt, expected",
+    [
+        ("x2", "inf", "csv", "column 'x2', row 6: inf is not a finite number"),
+        ("x2", "-inf", "csv", "column 'x2', row 6: -inf is not a finite number"),
+        ("x2", "1e300", "csv", "column 'x2', row 6: inf is not a finite number"),  # read as float32
+        ("target", "inf", "csv", "target 'target', row 6: inf is not a finite number"),
+        ("target", "nan", "parquet", "target 'target', row 6: nan is not a finite number"),
+    ],
+)
+def test_numbers_that_cannot_train_are_refused_with_their_column_and_row(column, value, fmt, expected, capsys):
+    """inf, -inf, values beyond float32 in a feature, NaN or inf in a target: one line, exit 2, nothing run."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=40), rng.normal(size=40)
+    columns = {"x1": x1, "x2": x2.astype(object), "target": (x1 + x2).astype(object)}
+    columns[column][5] = float(value)
+    table = pa.table({k: pa.array([float(v) for v in c]) for k, c in columns.items()})
+    path = f"data.{fmt}"
+    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(table, path)
+    Path("c.yaml").write_text(yaml.safe_dump(csv_config(path, target="target")))
+    assert run_cli("fit", "-c", "c.yaml", *QUIET) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err and path in err, err
+    assert not Path("lightning_logs").exists()

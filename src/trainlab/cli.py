@@ -80,7 +80,25 @@ def main(argv: list[str] | None = None) -> None:
 
     from trainlab.lightning_cli import run_lightning_cli
 
-    _guarded(lambda: run_lightning_cli(args))
+    cli = _guarded(lambda: run_lightning_cli(args))
+    if cli is not None and cli.trainer.is_global_zero:
+        print(where(cli.trainer), flush=True)
+
+
+def where(trainer) -> str:
+    """The line that ends a command: its run directory and the files a person opens next."""
+    from pathlib import Path
+
+    # the logger's own directory: trainer.log_dir is a collective under DDP, and only rank zero asks
+    run = Path(getattr(trainer.logger, "log_dir", None) or trainer.default_root_dir)
+    names = ["report.html", "metrics.json", "predictions.csv", "diagnosis.json"]
+    files = [name for name in names if (run / name).exists()]
+    checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    if checkpoint and Path(checkpoint).exists() and Path(checkpoint).resolve().is_relative_to(run.resolve()):
+        files.append(str(Path(checkpoint).resolve().relative_to(run.resolve())))  # this run's, not a loaded one
+    if (run / "checkpoints" / "last.ckpt").exists():
+        files.append("checkpoints/last.ckpt")
+    return f"trainlab: outputs in {run}" + (f": {', '.join(files)}" if files else "")
 
 
 def _stop_on_signals() -> dict:

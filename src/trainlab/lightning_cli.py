@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
 from trainlab.callbacks import (
+    EarlyStopNotice,
     EpochProgressBar,
     EpochSummary,
     LastCheckpoint,
@@ -157,6 +158,8 @@ class TrainlabCLI(LightningCLI):
             callbacks.append(
                 EarlyStopping(monitor=run.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta)
             )
+            if run.verbose:
+                callbacks.append(EarlyStopNotice())
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
         built = super().instantiate_trainer(**kwargs)
         self.model.check_devices(built)  # before anything is written
@@ -266,10 +269,21 @@ class TrainlabCLI(LightningCLI):
                 slots.restore_best(self.model)
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
             return
-        # Without checkpoints (fast_dev_run, enable_checkpointing false) the weights in memory are the last.
-        saved = self.trainer.checkpoint_callback is not None and not self.trainer.fast_dev_run
-        ckpt_path = run.test_ckpt if saved else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=run.verbose)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=self._tested_file(run), verbose=run.verbose)
+
+    def _tested_file(self, run: RunOptions) -> str | None:
+        """The absolute path of the checkpoint file this fit wrote that `run.test_ckpt` names (never one looked
+        up by name in the working directory); None, the weights in memory, when it wrote none (fast_dev_run,
+        enable_checkpointing false)."""
+        trainer = self.trainer
+        if trainer.fast_dev_run or trainer.checkpoint_callback is None:
+            return None
+        if run.test_ckpt == "best":
+            path = trainer.checkpoint_callback.best_model_path
+        else:
+            path = next((c.path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), None)
+        path = trainer.strategy.broadcast(str(path) if path else None)  # under DDP every rank tests rank zero's file
+        return str(Path(path).resolve()) if path else None
 
 
 def _not_an_advert(record: logging.LogRecord) -> bool:

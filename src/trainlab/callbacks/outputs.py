@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 import sys
 import time
 from pathlib import Path
@@ -107,6 +108,25 @@ class EpochSummary(Callback):
             if key in metrics:
                 parts.append(f"{key} {float(metrics[key]):.4f}")
         console_print(trainer, ", ".join(parts))
+
+
+class EarlyStopNotice(Callback):
+    """One line when early stopping ends a fit: the epoch, the monitored metric and its best value and epoch."""
+
+    def on_train_end(self, trainer, pl_module):
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        stops = [c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch > 0]
+        if not stops or not trainer.is_global_zero:
+            return
+        stop, best = stops[0], trainer.checkpoint_callback
+        found = re.search(r"best-epoch(\d+)", Path(getattr(best, "best_model_path", "") or "").name)
+        at = f" at epoch {int(found.group(1)) + 1}" if found else ""
+        console_print(
+            trainer,
+            f"Early stopping at epoch {stop.stopped_epoch + 1}: {stop.monitor} did not improve for {stop.patience} "
+            f"epochs; best {float(stop.best_score):.4f}{at}",
+        )
 
 
 class LastCheckpoint(Checkpoint):

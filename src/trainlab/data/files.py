@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from trainlab.data.base import TabularDataModule
-from trainlab.data.table import Encoder, category_values, is_numeric, numeric_values, read_table
+from trainlab.data.table import Encoder, category_values, check_finite, is_numeric, numeric_values, read_table
 from trainlab.errors import UserError, require
 
 TaskChoice = Literal["auto", "binary", "multiclass", "regression"]
@@ -96,6 +96,8 @@ class FileDataModule(TabularDataModule):
             raise UserError(f"{where}, row {row}: missing; every row needs a target")
         text = not is_numeric(column)
         values = category_values(table, self.target) if text else numeric_values(table, self.target, self.path)
+        if not text:  # NaN (a Parquet float is not a null), inf, or beyond float32: no loss can be computed
+            check_finite(values, self.path, f"target {self.target!r}")
         labels = np.unique(values)
         whole = not text and np.all(np.mod(values, 1) == 0)
         task = self.task_choice

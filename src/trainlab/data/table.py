@@ -88,6 +88,20 @@ def numeric_values(table, name: str, path) -> np.ndarray:
     return out
 
 
+def check_finite(values: np.ndarray, path, what: str) -> None:
+    """A UserError naming the first row whose value is inf, -inf, NaN or too large for float32 (1e300)."""
+    with np.errstate(over="ignore"):
+        bad = ~np.isfinite(values.astype(np.float32))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise UserError(
+            f"{path}: {what}, row {row + 1}: {float(values[row])!r} is not a finite number"
+            + (f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else "")
+            + "; "
+            "allowed: finite numbers of magnitude below 3.4e38 (missing values are imputed or refused)"
+        )
+
+
 def category_values(table, name: str) -> np.ndarray:
     """A column as strings, None where missing (categories are compared as text: 1 and "1" are one)."""
     values = table.column(name).to_pylist()
@@ -134,6 +148,7 @@ class Encoder:
             if missing.any():
                 self._missing(path, name, missing)
                 values[missing] = self.medians[name]
+            check_finite(values, path, f"column {name!r}")
             out[:, j] = values
         start = len(self.numeric)
         for name in self.categorical:
