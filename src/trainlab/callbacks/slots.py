@@ -21,6 +21,7 @@ class SlotRuns(Callback):
     def __init__(self, save_dir: Path, name: str, versions: list[str]):
         self.save_dir, self.name, self.versions = Path(save_dir), name, list(versions)
         self.loggers: list[TensorBoardLogger] = []
+        self.curves: list[dict] = [{} for _ in self.versions]  # per slot, {key: ([epoch, ...], [value, ...])}
 
     def slot_dir(self, slot: int) -> Path:
         return self.save_dir / self.name / self.versions[slot]
@@ -38,6 +39,10 @@ class SlotRuns(Callback):
             stopped = slots.stopped_epoch[slot]
             if stopped is None or stopped >= epoch:  # a slot's curves end where its own run would have
                 self.loggers[slot].log_metrics({"epoch": epoch, **values}, step=epoch)
+                for key, value in values.items():  # what read_curves would read back (1-based epochs)
+                    epochs, found = self.curves[slot].setdefault(key, ([], []))
+                    epochs.append(epoch + 1)
+                    found.append(value)
 
     def on_test_end(self, trainer, pl_module):
         slots = pl_module.slot_evaluation

@@ -75,6 +75,7 @@ def run_pack(plan, jobs: list[tuple[int, int]]) -> list[dict]:
                 "run_dir": str(runs.slot_dir(slot)),
                 "metrics": dict(slots.values["test"][slot]),
                 "predictions": rows,
+                "curves": runs.curves[slot],
             }
         )
     return results

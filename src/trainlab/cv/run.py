@@ -296,7 +296,8 @@ def write_report(plan: CVPlan, summary: dict, results: list[dict]) -> Path:
 
     headline = f"val/{tasks.HEADLINE[plan.task]}"
     labels = [plan.run_name(r["repeat"], r["fold"]) for r in results]
-    overlay = figures.compare_curves(labels, [read_curves(Path(r["run_dir"])) for r in results], headline)
+    curves = [r.get("curves") or read_curves(Path(r["run_dir"])) for r in results]  # packed folds bring theirs
+    overlay = figures.compare_curves(labels, curves, headline)
     title = f"Cross-validation of {plan.base.name}"
     return write_cv_report(plan.cv_dir / "report.html", title, summary, {"learning_curves": png_bytes(overlay)})
 
