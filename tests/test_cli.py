@@ -269,3 +269,28 @@ def test_every_lightning_command_ends_by_naming_its_outputs(capsys):
     predicted = run_dirs("seed")[-1]
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     assert last_line == f"trainlab: outputs in {predicted}: predictions.csv"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--model.init_args.hiden_dims", "[3]"],
+            "model.init_args: Option 'hiden_dims' is not accepted; did you mean 'hidden_dims'?",
+        ),
+        (
+            ["--data.init_args.n_sample", "3"],
+            "data.init_args: Option 'n_sample' is not accepted; did you mean 'n_samples'?",
+        ),
+        (["--run.monitr", "val/loss"], "unrecognized arguments: --run.monitr val/loss; did you mean '--run.monitor'?"),
+    ],
+)
+def test_a_misspelt_key_gets_a_did_you_mean(args, expected, capsys):
+    assert run_cli("fit", "-c", config("seed"), *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err
+
+
+def test_a_command_without_a_config_says_to_give_one_with_dash_c(capsys):
+    assert run_cli("fit") == 2
+    assert "give a config with -c, for example: trainlab fit -c configs/seed.yaml" in capsys.readouterr().err

@@ -96,8 +96,43 @@ def condense_parser_error(message: str) -> str:
     if given is not None and "Got value" not in reason and "NestedArg" not in given and "Namespace" not in given:
         reason += f" (got {given!r})"
     if "unrecognized arguments" in reason or "is not accepted" in reason or "not expected" in reason:
-        reason += "; `--print_config` shows the keys there are"
+        unknown = re.search(r"Option '([^']+)' is not accepted", reason)
+        close = closest_key(".".join(keys), unknown.group(1)) if unknown else None
+        flag = re.search(r"unrecognized arguments: --(\S+)\.(\w+)", reason)
+        if flag and closest_key(flag.group(1), flag.group(2)):
+            close = f"--{flag.group(1)}.{closest_key(flag.group(1), flag.group(2))}"
+        reason += f"; did you mean {close!r}?" if close else "; `--print_config` shows the keys there are"
+    if "the following arguments are required" in reason and ".data" in reason and ".model" in reason:
+        reason += " (give a config with -c, for example: trainlab fit -c configs/seed.yaml)"
     return f"{'.'.join(keys)}: {reason}" if keys else reason
+
+
+def closest_key(section: str, wrong: str) -> str | None:
+    """The key of `section` (model.init_args, data.init_args, run, trainer) spelled most like `wrong`."""
+    import difflib
+    import inspect
+
+    if section.startswith("model"):
+        from trainlab.models import MLPModule
+
+        classes = [MLPModule]
+    elif section.startswith("data"):
+        from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
+
+        classes = [TabularDataModule, SyntheticDataModule, FileDataModule, BundledDataModule]
+    elif section.startswith("run"):
+        from trainlab.lightning_cli import EarlyStoppingOptions, RunOptions
+
+        classes = [RunOptions, EarlyStoppingOptions]
+    elif section.startswith("trainer"):
+        from lightning.pytorch import Trainer
+
+        classes = [Trainer]
+    else:
+        return None
+    names = {n for c in classes for n in inspect.signature(c.__init__).parameters if n not in ("self", "kwargs")}
+    found = difflib.get_close_matches(wrong, sorted(names), n=1, cutoff=0.75)
+    return found[0] if found else None
 
 
 def as_user_error(error: BaseException) -> UserError | None:
