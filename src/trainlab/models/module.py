@@ -265,8 +265,9 @@ class MLPModule(pl.LightningModule):
         """This epoch's mean training loss of each member so far: [K]."""
         return self._epoch["loss"] / self._epoch["rows"].clamp(min=1)
 
-    # A resumed fit continues the random stream (dropout) where the checkpoint left it, so that on the CPU
-    # with a fixed seed it ends exactly where an uninterrupted fit would (the data order is (seed, epoch)'s).
+    # A resumed fit continues the random streams (the members' dropout generators, torch's own for anything
+    # else) where the checkpoint left them, so that on the CPU with a fixed seed it ends exactly where an
+    # uninterrupted fit would (the data order is a function of (seeds, epoch)); stopped members stay frozen.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         checkpoint["dropout_rng_states"] = self.net.generator_states()
