@@ -137,7 +137,19 @@ class TrainlabCLI(LightningCLI):
         mode = monitor_mode(run)
         trainer = self._get(self.config_init, "trainer")
         if self.model.slot_evaluation is not None:
-            return self._instantiate_pack_trainer(run, mode, trainer, **kwargs)
+            callbacks = self._pack_callbacks(run, mode, trainer)
+        else:
+            callbacks = self._fit_callbacks(run, mode, trainer)
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
+        built = super().instantiate_trainer(**kwargs)
+        self.model.check_devices(built)  # before anything is written
+        # Only in place of the strategy's plain default: a config's own CheckpointIO (as a plugin or in the
+        # strategy) and strategies that need theirs (XLA) keep it.
+        if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
+            built.strategy.checkpoint_io = LocalCheckpointIO()
+        return built
+
+    def _fit_callbacks(self, run: RunOptions, mode: str, trainer: dict) -> list:
         callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter(), SaveOnInterrupt()]
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())
@@ -160,16 +172,9 @@ class TrainlabCLI(LightningCLI):
             )
             if run.verbose:
                 callbacks.append(EarlyStopNotice())
-        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
-        built = super().instantiate_trainer(**kwargs)
-        self.model.check_devices(built)  # before anything is written
-        # Only in place of the strategy's plain default: a config's own CheckpointIO (as a plugin or in the
-        # strategy) and strategies that need theirs (XLA) keep it.
-        if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
-            built.strategy.checkpoint_io = LocalCheckpointIO()
-        return built
+        return callbacks
 
-    def _instantiate_pack_trainer(self, run: RunOptions, mode: str, trainer: dict, **kwargs):
+    def _pack_callbacks(self, run: RunOptions, mode: str, trainer: dict) -> list:
         """A pack of several slots (packed cv folds): each slot stops early and keeps its best weights on its
         own (the module's SlotEvaluation), so Lightning's EarlyStopping and ModelCheckpoint, which watch one
         value, are left out; the slots' own run directories are written by the caller's SlotRuns callback."""
@@ -180,12 +185,7 @@ class TrainlabCLI(LightningCLI):
         callbacks = [SaveOnInterrupt()]
         if trainer.get("enable_checkpointing") is not False:
             callbacks.append(LastCheckpoint(every=run.last_checkpoint_every))
-        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks + self.extra_callbacks}
-        built = super().instantiate_trainer(**kwargs)
-        self.model.check_devices(built)
-        if type(built.strategy.checkpoint_io) is TorchCheckpointIO:
-            built.strategy.checkpoint_io = LocalCheckpointIO()
-        return built
+        return callbacks
 
     def _check_trainer_options(self) -> None:
         """Trainer options that trainlab replaces or relies on."""

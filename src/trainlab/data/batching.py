@@ -32,6 +32,33 @@ def shard(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     return order[rank::world_size]
 
 
+def batch_bounds(n: int, batch_size: int, training: bool) -> list[tuple[int, int]]:
+    """(start, stop) of each mini-batch of n samples. Training batches never end with a lone sample (batch
+    norm cannot train on one): it joins the batch before it."""
+    starts = list(range(0, n, batch_size))
+    if training and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], n], strict=True))
+
+
+def grouped(batches: Iterator, size: int) -> Iterator[list]:
+    """The batches in lists of up to `size` (one Lightning step each)."""
+    group: list = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def pad_stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The tensors stacked on a new first dimension, each padded with zeros to the longest."""
+    longest = max(len(t) for t in tensors)
+    return torch.stack([torch.cat([t, t.new_zeros((longest - len(t), *t.shape[1:]))]) for t in tensors])
+
+
 class TensorBatches:
     """An iterable of batches over equal-length tensors.
 
@@ -85,14 +112,8 @@ class TensorBatches:
         """Samples this rank sees per epoch."""
         return -(-len(self.tensors[0]) // self.world_size)
 
-    def _starts(self, n: int) -> list[int]:
-        starts = list(range(0, n, self.batch_size))
-        if self.group is not None and len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()  # a lone last sample joins the batch before it
-        return starts
-
     def num_batches(self) -> int:
-        return len(self._starts(self.num_samples()))
+        return len(batch_bounds(self.num_samples(), self.batch_size, self.group is not None))
 
     def __len__(self) -> int:
         batches = self.num_batches()
@@ -109,20 +130,9 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator:
         tensors = self._epoch_tensors()
-        starts = self._starts(len(tensors[0]))
-        bounds = zip(starts, [*starts[1:], len(tensors[0])], strict=True)
+        bounds = batch_bounds(len(tensors[0]), self.batch_size, self.group is not None)
         batches = (tuple(t[start:stop] for t in tensors) for start, stop in bounds)
-        if self.group is None:
-            yield from batches
-            return
-        group: list = []
-        for batch in batches:
-            group.append(batch)
-            if len(group) == self.group:
-                yield group
-                group = []
-        if group:
-            yield group
+        yield from batches if self.group is None else grouped(batches, self.group)
 
 
 class PackedBatches:
@@ -156,13 +166,10 @@ class PackedBatches:
         self.batch_size, self.seed, self.group = batch_size, seed, group
         self.rank, self.world_size, self.pin_memory = rank, world_size, pin_memory
         self.epoch = 0
-        self._loaders = [  # one per member: its order and its batch boundaries
-            TensorBatches(
-                *slots[slot], batch_size=batch_size, shuffle=True, seed=0, group=group, rank=rank, world_size=world_size
-            )
-            for slot, _ in members
+        # each member's batch boundaries: those of its shard of its slot, as it would train alone
+        self._bounds = [
+            batch_bounds(-(-len(slots[slot][1]) // world_size), batch_size, training=True) for slot, _ in members
         ]
-        self._sizes = [loader.num_samples() for loader in self._loaders]
 
     batch_sampler = None
 
@@ -173,13 +180,8 @@ class PackedBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _bounds(self, member: int) -> list[tuple[int, int]]:
-        n = self._sizes[member]
-        starts = self._loaders[member]._starts(n)
-        return list(zip(starts, [*starts[1:], n], strict=True))
-
     def num_steps(self) -> int:
-        return max(len(self._bounds(m)) for m in range(len(self.members)))
+        return max(len(bounds) for bounds in self._bounds)
 
     def __len__(self) -> int:
         return -(-self.num_steps() // self.group)
@@ -193,29 +195,23 @@ class PackedBatches:
 
     def _epoch_tensors(self):
         """Every member's rows in its order this epoch, padded to the longest: ([K, L, ...], [K, L])."""
-        orders = [self.member_order(m) for m in range(len(self.members))]
-        longest = max(len(o) for o in orders)
         device = self.slots[0][0].device
-        if len(self.slots) == 1:
+        index = pad_stack([self.member_order(m) for m in range(len(self.members))]).to(device)
+        if len(self.slots) == 1:  # (no padded copy of the one slot's data)
             X, y = self.slots[0]
-            index = torch.stack([torch.cat([o, o.new_zeros(longest - len(o))]) for o in orders]).to(device)
             gathered = X[index], y[index]
         else:
-            width = max(len(s[1]) for s in self.slots)
-            X = torch.stack([torch.cat([x, x.new_zeros((width - len(x), *x.shape[1:]))]) for x, _ in self.slots])
-            y = torch.stack([torch.cat([t, t.new_zeros(width - len(t))]) for _, t in self.slots])
-            index = torch.stack([torch.cat([o, o.new_zeros(longest - len(o))]) for o in orders]).to(device)
+            X, y = pad_stack([x for x, _ in self.slots]), pad_stack([t for _, t in self.slots])
             slot = torch.tensor([s for s, _ in self.members], device=device)[:, None]
             gathered = X[slot, index], y[slot, index]
         return tuple(t.pin_memory() for t in gathered) if self.pin_memory else gathered
 
     def __iter__(self) -> Iterator:
-        X, y = self._epoch_tensors()
-        bounds = [self._bounds(m) for m in range(len(self.members))]
-        steps = max(len(b) for b in bounds)
-        group: list = []
-        for step in range(steps):
-            spans = [b[step] if step < len(b) else None for b in bounds]
+        yield from grouped(self._steps(*self._epoch_tensors()), self.group)
+
+    def _steps(self, X: torch.Tensor, y: torch.Tensor) -> Iterator:
+        for step in range(self.num_steps()):
+            spans = [b[step] if step < len(b) else None for b in self._bounds]
             if all(span == spans[0] for span in spans):  # the common case: views, no copy
                 start, stop = spans[0]
                 batch = (X[:, start:stop], y[:, start:stop], None)
@@ -226,12 +222,7 @@ class PackedBatches:
                 rows = (starts[:, None] + torch.arange(size, device=X.device)).clamp(max=X.shape[1] - 1)
                 member = torch.arange(len(spans), device=X.device)[:, None]
                 batch = (X[member, rows], y[member, rows], counts)
-            group.append(batch)
-            if len(group) == self.group:
-                yield group
-                group = []
-        if group:
-            yield group
+            yield batch
 
 
 class PackedEvaluation:
@@ -239,10 +230,8 @@ class PackedEvaluation:
     taken from every slot at once: (X [S, B, ...], y [S, B], counts [S])."""
 
     def __init__(self, slots: list[tuple[torch.Tensor, torch.Tensor]], batch_size: int):
-        width = max(len(t) for _, t in slots)
         self.sizes = torch.tensor([len(t) for _, t in slots])
-        self.X = torch.stack([torch.cat([x, x.new_zeros((width - len(x), *x.shape[1:]))]) for x, _ in slots])
-        self.y = torch.stack([torch.cat([t, t.new_zeros(width - len(t))]) for _, t in slots])
+        self.X, self.y = pad_stack([x for x, _ in slots]), pad_stack([t for _, t in slots])
         self.batch_size = batch_size
 
     batch_sampler = None

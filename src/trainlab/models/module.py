@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from trainlab import tasks
 from trainlab.errors import TrainingFailed, require
 from trainlab.models.mlp import ACTIVATIONS, Activation, Init
+from trainlab.models.optim import ALGORITHMS as OPTIMIZERS
 from trainlab.models.optim import PackedOptimizer, clip_gradients
 from trainlab.models.packed import PackedMLP
 from trainlab.models.slots import SlotEvaluation
@@ -20,7 +21,6 @@ from trainlab.models.slots import SlotEvaluation
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 Scheduler = Literal["plateau", "step", "cosine"]
 Loss = Literal["auto", "bce", "cross_entropy", "mse", "l1", "huber"]
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 # Hooks Lightning calls around each optimizer step; MLPModule skips them when no one overrides them.
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
