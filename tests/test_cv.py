@@ -261,10 +261,10 @@ def test_sigterm_to_one_cv_worker_ends_the_command_in_one_line_instead_of_waitin
         [sys.executable, "-m", "trainlab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    folds = Path("lightning_logs/cv/seed/version_0/folds")
     deadline = time.monotonic() + 120
-    while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(3)  # the workers are training their first folds
+    while not (folds.is_dir() and len(list(folds.iterdir())) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.05)  # no clock decides: both workers are in a fold once both fold directories exist
     os.kill(int(children.read_text().split()[0]), signal.SIGTERM)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 5, err[-2000:]
