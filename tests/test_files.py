@@ -269,3 +269,90 @@ def test_numbers_that_cannot_train_are_refused_with_their_column_and_row(column,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and expected in err and path in err, err
     assert not Path("lightning_logs").exists()
+
+
+def _table_with(name: str, column, target=None):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(size=40)
+    label = target if target is not None else pa.array(np.where(x1 > 0, "yes", "no"))
+    return pa.Table.from_arrays([pa.array(x1), column, label], names=["x1", name, "label"])
+
+
+def _days(n: int = 40):
+    import datetime
+
+    return [datetime.date(2024, 1, 1) + datetime.timedelta(days=i) for i in range(n)]
+
+
+def _unusable_columns():
+    import datetime
+
+    import pyarrow as pa
+
+    n = 40
+    return {
+        "date in a csv": ("csv", _table_with("when", pa.array(_days())), "input column 'when' holds dates or times"),
+        "timestamp": (
+            "parquet",
+            _table_with("when", pa.array([datetime.datetime(2024, 1, 1, 10)] * n)),
+            "input column 'when' holds dates or times",
+        ),
+        "list": ("parquet", _table_with("l", pa.array([[1.0, 2.0]] * n)), "input column 'l' holds values of type list"),
+        "struct": (
+            "parquet",
+            _table_with("s", pa.array([{"u": 1}] * n)),
+            "input column 's' holds values of type struct",
+        ),
+        "map": (
+            "parquet",
+            _table_with("m", pa.array([[("k", 1)]] * n, type=pa.map_(pa.string(), pa.int64()))),
+            "input column 'm' holds values of type map",
+        ),
+        "date target": ("parquet", _table_with("x2", pa.array(np.ones(n)), pa.array(_days())), "target column 'label'"),
+        "repeated name (csv)": (
+            "csv",
+            _table_with("x1", pa.array(np.ones(n))),
+            "column 'x1' appears 2 times (columns 1, 2)",
+        ),
+        "repeated name (parquet)": (
+            "parquet",
+            _table_with("label", pa.array(np.ones(n))),
+            "column 'label' appears 2 times (columns 2, 3)",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "date in a csv",
+        "timestamp",
+        "list",
+        "struct",
+        "map",
+        "date target",
+        "repeated name (csv)",
+        "repeated name (parquet)",
+    ],
+)
+def test_columns_a_model_cannot_take_are_named_in_one_line(case, capsys):
+    """Dates, times, lists, structs, maps and repeated column names: one line naming the file and column."""
+    fmt, table, expected = _unusable_columns()[case]
+    path = f"data.{fmt}"
+    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(table, path)
+    Path("c.yaml").write_text(yaml.safe_dump(csv_config(path)))
+    assert run_cli("fit", "-c", "c.yaml", *QUIET) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err and path in err and "Traceback" not in err, err
+    assert not Path("lightning_logs").exists()
+
+
+def test_a_date_column_left_out_of_the_features_is_no_obstacle():
+    import pyarrow as pa
+
+    pq.write_table(_table_with("when", pa.array(_days())), "dated.parquet")
+    data = FileDataModule("dated.parquet", "label", features=["x1"])
+    data.setup()
+    assert data.encoder.numeric == ["x1"] and data.num_features == 1

@@ -7,7 +7,15 @@ from typing import Literal
 import numpy as np
 
 from trainlab.data.base import TabularDataModule
-from trainlab.data.table import Encoder, category_values, check_finite, is_numeric, numeric_values, read_table
+from trainlab.data.table import (
+    Encoder,
+    category_values,
+    check_column_type,
+    check_finite,
+    is_numeric,
+    numeric_values,
+    read_table,
+)
 from trainlab.errors import UserError, require
 
 TaskChoice = Literal["auto", "binary", "multiclass", "regression"]
@@ -74,6 +82,9 @@ class FileDataModule(TabularDataModule):
         for name in (self.wanted_features or []) + (self.wanted_categorical or []):
             if name not in names:
                 raise UserError(f"{self.path}: no column {name!r} (data.init_args.features/categorical)")
+        check_column_type(self._table, self.target, self.path, "target")
+        for name in self.wanted_features or [n for n in names if n != self.target]:
+            check_column_type(self._table, name, self.path, "input")
 
     def _columns(self) -> tuple[list[str], list[str]]:
         """(numeric, categorical) input columns."""

@@ -34,12 +34,45 @@ def read_table(path: str | Path):
         else:
             from pyarrow import parquet
 
+            check_names(parquet.read_schema(path).names, path)  # (pyarrow refuses to read repeated names)
             table = parquet.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise UserError(f"{path}: cannot be read as {kind}: {str(error).splitlines()[0][:200]}") from None
     if table.num_rows == 0:
         raise UserError(f"{path}: the file has a header but no rows")
+    check_names(table.column_names, path)
     return table
+
+
+def check_names(names: list[str], path) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        positions = [i + 1 for i, name in enumerate(names) if name == repeated[0]]
+        raise UserError(
+            f"{path}: column {repeated[0]!r} appears {len(positions)} times (columns "
+            f"{', '.join(map(str, positions))}); every column needs its own name"
+        )
+
+
+def check_column_type(table, name: str, path, role: str) -> None:
+    """Numbers and text (categories) are what a column may hold: a date, time, list, struct, map or bytes
+    column is a UserError naming it (a model needs them turned into numbers first, which is the user's call)."""
+    import pyarrow as pa
+
+    kind = table.column(name).type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if is_numeric_type(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return
+    if pa.types.is_temporal(kind):
+        what, convert = "dates or times", "numbers (days since a reference day, or year, month and weekday columns)"
+    else:
+        what, convert = f"values of type {kind}", "one column per number"
+    leave_out = "leave it out with data.init_args.features" if role == "input" else "choose another target"
+    raise UserError(
+        f"{path}: {role} column {name!r} holds {what}; allowed: numbers or text (categories); "
+        f"convert it to {convert} or {leave_out}"
+    )
 
 
 def _read_csv(path: Path):
@@ -62,9 +95,18 @@ def _read_csv(path: Path):
 
 
 def is_numeric(column) -> bool:
+    return is_numeric_type(column.type)
+
+
+def is_numeric_type(kind) -> bool:
     import pyarrow as pa
 
-    return pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_decimal(kind)
+    )
 
 
 def numeric_values(table, name: str, path) -> np.ndarray:
