@@ -65,3 +65,56 @@ def test_regression_metrics_equal_sklearn():
     }
     for name in want:
         assert got[name] == pytest.approx(want[name], rel=1e-5), name
+
+
+def sklearn_defines(name: str, task: str, y: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether scikit-learn computes the metric without raising or warning that it is undefined."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    average = {"average": "macro"} if task == "multiclass" else {}
+    compute = {
+        "precision": lambda: skm.precision_score(y, labels, **average),
+        "recall": lambda: skm.recall_score(y, labels, **average),
+        "f1": lambda: skm.f1_score(y, labels, **average),
+        "auroc": lambda: skm.roc_auc_score(y, scores, **({"multi_class": "ovr"} if task == "multiclass" else {})),
+        "r2": lambda: skm.r2_score(y, labels, force_finite=False),  # (its default makes 0 of an undefined R2)
+    }[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndefinedMetricWarning)
+        try:
+            value = compute()
+        except (UndefinedMetricWarning, ValueError):
+            return False
+    return bool(np.isfinite(value))
+
+
+@pytest.mark.parametrize(
+    "task, y, labels",
+    [
+        ("binary", [0, 0, 0, 0], [0, 0, 0, 0]),  # no positives anywhere
+        ("binary", [0, 0, 0, 0], [0, 1, 0, 0]),  # no actual positives, one predicted
+        ("binary", [1, 1, 1, 1], [1, 0, 1, 1]),  # one class, all positive
+        ("binary", [0, 1, 0, 1], [0, 0, 0, 0]),  # no predicted positives
+        ("binary", [0, 1, 0, 1], [0, 1, 1, 1]),  # everything defined
+        ("multiclass", [0, 1, 0, 1], [0, 1, 2, 1]),  # class 2 absent from the truth
+        ("multiclass", [0, 1, 2, 1], [0, 1, 1, 1]),  # every class present
+        ("regression", [1.0, 1.0, 1.0], [0.5, 1.0, 2.0]),  # constant targets
+        ("regression", [1.0, 2.0, 3.0], [0.5, 1.0, 2.0]),
+    ],
+)
+def test_a_metric_is_undefined_exactly_where_scikit_learn_says_so(task, y, labels):
+    y, labels = np.array(y), np.array(labels)
+    if task == "binary":
+        scores = np.where(labels == 1, 0.8, 0.2)
+        names = ["precision", "recall", "f1", "auroc"]
+    elif task == "multiclass":
+        scores = np.eye(3)[labels] * 0.7 + 0.1
+        names = ["auroc"]  # macro precision/recall/F1 average the classes seen, in both libraries
+    else:
+        scores = labels
+        names = ["r2"]
+    undefined = tasks.undefined_metrics(task, y, labels, 3 if task == "multiclass" else None)
+    for name in names:
+        assert (name not in undefined) == sklearn_defines(name, task, y, scores, labels), (name, undefined)

@@ -28,6 +28,7 @@ from trainlab.callbacks import (
 )
 from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
 from trainlab.callbacks.report import ReportWriter
+from trainlab.callbacks.scoring import TestScores
 from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint
 from trainlab.data import TabularDataModule
 from trainlab.diagnosis import DoctorOptions
@@ -150,7 +151,13 @@ class TrainlabCLI(LightningCLI):
         return built
 
     def _fit_callbacks(self, run: RunOptions, mode: str, trainer: dict) -> list:
-        callbacks = [EpochSummary(run.summary_every), MetricsWriter(), PredictionsWriter(), SaveOnInterrupt()]
+        callbacks = [
+            TestScores(),
+            EpochSummary(run.summary_every),
+            MetricsWriter(),
+            PredictionsWriter(),
+            SaveOnInterrupt(),
+        ]
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())
         if trainer.get("enable_checkpointing") is not False:
@@ -308,6 +315,8 @@ def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> Trainl
     warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
     # MLPModule.transfer_batch_to_device only skips batches already on the device; the data module defines none.
     warnings.filterwarnings("ignore", ".*overridden `transfer_batch_to_device` in `LightningModule`.*")
+    # An undefined test metric gets trainlab's own one-line warning and a null in metrics.json (see tasks.py).
+    warnings.filterwarnings("ignore", ".*samples in (targets|preds).*meaningless.*")
     # Predict batches carry their own sample indices (see TabularDataModule.predict_dataloader).
     warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
     # "Seed set to 42" would come before any error about a config value; config.yaml records the seed.

@@ -127,3 +127,32 @@ def predicted_labels(task: str, scores: torch.Tensor) -> torch.Tensor:
     if task == "multiclass":
         return scores.argmax(dim=-1)
     return scores
+
+
+def undefined_metrics(task: str, y, predicted, num_classes: int | None) -> dict[str, str]:
+    """The metrics a split cannot define, each with why (scikit-learn raises or warns for these, and
+    torchmetrics returns 0): AUROC without every class, recall and F1 without positives, precision without
+    predicted positives, R2 of constant targets. They are recorded as null, never as a number."""
+    import numpy as np
+
+    y, predicted = np.asarray(y), np.asarray(predicted)
+    if task == "regression":
+        return {"r2": "the targets are all equal"} if len(y) < 2 or np.all(y == y[0]) else {}
+    undefined = {}
+    absent = sorted(set(range(num_classes if task == "multiclass" else 2)) - set(np.unique(y).astype(int).tolist()))
+    if absent:
+        undefined["auroc"] = f"class {', '.join(map(str, absent))} is absent from the split"
+    if task == "binary":
+        actual, guessed = int((y == 1).sum()), int((predicted == 1).sum())
+        if actual == 0:
+            undefined["recall"] = "the split has no positive samples"
+        if guessed == 0:
+            undefined["precision"] = "the model predicts no positives"
+        if actual == 0 and guessed == 0:
+            undefined["f1"] = "no positives, actual or predicted"
+    return undefined
+
+
+def metric_text(value: float | None) -> str:
+    """A metric as pages and the console show it; None is one the split cannot define (see undefined_metrics)."""
+    return "undefined" if value is None else f"{value:.4f}"

@@ -35,13 +35,37 @@ def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
 
 
+def defined_test_metrics(trainer: pl.Trainer, pl_module, warn: bool = True) -> dict[str, float | None]:
+    """The test metrics, None for those the test split cannot define (one class only, say), each with a
+    warning that says why."""
+    import warnings
+
+    from trainlab.callbacks.scoring import TestScores
+    from trainlab.errors import TrainlabWarning
+
+    metrics = test_metrics(trainer)
+    if trainer.datamodule is None or not hasattr(trainer.datamodule, "splits"):
+        return metrics
+    scored = TestScores.of(trainer).scored(trainer, pl_module)
+    for name, why in scored.undefined(pl_module.task, pl_module.hparams.num_classes).items():
+        key = f"test/{name}"
+        if key in metrics:
+            metrics[key] = None
+            if warn:
+                warnings.warn(
+                    f"{key} is undefined on this test split: {why}; recorded as null", TrainlabWarning, stacklevel=1
+                )
+    return metrics
+
+
 class MetricsWriter(Callback):
-    """After `test`, writes the test metrics to `metrics.json` (rank zero, atomically)."""
+    """After `test`, writes the test metrics to `metrics.json` (rank zero, atomically); a metric the test
+    split cannot define is null."""
 
     def on_test_end(self, trainer, pl_module):
         path = run_dir(trainer) / "metrics.json"  # every rank: log_dir is a collective under DDP
         if trainer.is_global_zero:
-            write_json_atomic(path, test_metrics(trainer))
+            write_json_atomic(path, defined_test_metrics(trainer, pl_module))
 
 
 class PredictionsWriter(BasePredictionWriter):

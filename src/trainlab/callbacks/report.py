@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from trainlab import tasks
-from trainlab.callbacks.outputs import run_dir, test_metrics
+from trainlab.callbacks.outputs import defined_test_metrics, run_dir
+from trainlab.callbacks.scoring import TestScores
 from trainlab.io import read_json_if_exists, write_json_atomic
 
 
@@ -22,15 +23,9 @@ class ReportWriter(pl.Callback):
         from trainlab.reporting.report import save_plots, write_report
 
         data, task = trainer.datamodule, pl_module.task
-        X_test, y_test = (t.to(pl_module.device) for t in data.splits["test"])
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
-            member_scores = tasks.metric_inputs(task, pl_module.net(X_test))  # [K, N, ...]
-        scores = member_scores.mean(0)
-        pl_module.train(was_training)
-        predicted = tasks.predicted_labels(task, scores).cpu().numpy()
-        y, scores = y_test.cpu().numpy(), scores.cpu().numpy()
+        scored = TestScores.of(trainer).scored(trainer, pl_module)
+        member_scores, scores, predicted, y = scored.member_scores, scored.scores, scored.predicted, scored.y
+        metrics = defined_test_metrics(trainer, pl_module, warn=False)
 
         X_train, y_train = data.splits["train"]
         figures = {"data": fig.data_scatter(X_train.cpu().numpy(), y_train.cpu().numpy(), task)}
@@ -43,6 +38,8 @@ class ReportWriter(pl.Callback):
         if task == "regression":
             figures["predicted_vs_actual"] = fig.predicted_vs_actual(y, predicted)
             figures["residuals"] = fig.residuals(y, predicted)
+        elif "test/auroc" in metrics and metrics["test/auroc"] is None:  # a class is absent: no ROC curve exists
+            figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes)
         else:
             figures["roc"] = fig.roc_curves(y, scores)
             if task == "binary":
@@ -50,8 +47,6 @@ class ReportWriter(pl.Callback):
                 figures["calibration"] = fig.calibration(y, scores)
             figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes)
         images = save_plots(figures, folder / "plots")
-
-        metrics = test_metrics(trainer)
         if trainer.logger is not None:
             log_to_tensorboard(trainer, pl_module, images, metrics)
         summary = [
@@ -61,7 +56,7 @@ class ReportWriter(pl.Callback):
             ("task", task),
         ]
         if pl_module.members > 1:
-            summary.append(("ensemble", members_spread(task, data.num_classes, member_scores, y_test)))
+            summary.append(("ensemble", members_spread(task, data.num_classes, member_scores, torch.from_numpy(y))))
         for split in ("train", "val", "test"):
             labels = data.splits[split][1]
             balance = (
@@ -129,5 +124,5 @@ def log_to_tensorboard(trainer, pl_module, images: dict[str, bytes], metrics: di
         for k, v in pl_module.hparams.items()
         if not k.startswith("_")
     }
-    trainer.logger.log_hyperparams(params, metrics=metrics)
+    trainer.logger.log_hyperparams(params, metrics={k: v for k, v in metrics.items() if v is not None})
     writer.flush()

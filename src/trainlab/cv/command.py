@@ -50,17 +50,21 @@ def cv_main(argv: list[str]) -> int:
         ),
         on_fold=print_fold,
     )
+    from trainlab.tasks import metric_text
+
     for key in sorted(result.mean):
-        print(f"{key:>16}: {result.mean[key]:.4f} +/- {result.std[key]:.4f}")
+        print(f"{key:>16}: {metric_text(result.mean[key])} +/- {metric_text(result.std[key])}")
     for repeat, metrics in enumerate(result.oof_metrics):
-        pooled = ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in sorted(metrics.items()))
+        pooled = ", ".join(f"{k.split('/')[1]} {metric_text(v)}" for k, v in sorted(metrics.items()))
         print(f"out-of-fold (repeat {repeat}): {pooled}")
     print(f"results: {result.cv_dir / 'cv_results.json'}; report: {result.cv_dir / 'report.html'}")
     return 0
 
 
 def print_fold(result: dict) -> None:
-    metrics = ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in sorted(result["metrics"].items()))
+    from trainlab.tasks import metric_text
+
+    metrics = ", ".join(f"{k.split('/')[1]} {metric_text(v)}" for k, v in sorted(result["metrics"].items()))
     chosen = f" (chosen: {result['chosen']})" if "chosen" in result else ""
     print(f"repeat {result['repeat']} fold {result['fold']}: {metrics}{chosen}", flush=True)
 

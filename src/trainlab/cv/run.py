@@ -71,17 +71,14 @@ class HeldOutPredictions(Callback):
     """After the fold's test, the tested model's outputs on the held-out fold (its test split)."""
 
     def on_test_end(self, trainer, pl_module) -> None:
+        from trainlab.callbacks.scoring import TestScores
+
         data = trainer.datamodule
-        X, y = (tensor.to(pl_module.device) for tensor in data.splits["test"])
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.inference_mode():  # the module's own predict_step: the same outputs `trainlab predict` writes
-            out = pl_module.predict_step((X, y, torch.arange(len(y), device=y.device)), 0)
-        pl_module.train(was_training)
-        scores, prediction, y = (out[key].cpu().numpy() for key in ("scores", "prediction", "target"))
+        scored = TestScores.of(trainer).scored(trainer, pl_module)  # the scores metrics.json was computed from
+        prediction, y = scored.predicted, scored.y
         self.rows = {
             "dataset_index": data.split_indices["test"],
-            "scores": scores,
+            "scores": scored.scores,
             "prediction": prediction,
             "target": y,
         }
@@ -142,9 +139,12 @@ def run_folds(plan: CVPlan, workers: int = 1, on_fold=None, pack: bool = True) -
     return results
 
 
-def summarise(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (numpy's, ddof=1; 0 for one value)."""
-    array = np.asarray(values, dtype=np.float64)
+def summarise(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (numpy's, ddof=1; 0 for one value) of the folds that define the
+    metric (None: a fold's held-out part cannot, one class only, say); None when no fold does."""
+    array = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if not len(array):
+        return None, None
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 

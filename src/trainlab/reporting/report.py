@@ -9,6 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from trainlab.io import write_bytes_atomic, write_text_atomic
+from trainlab.tasks import metric_text
 
 
 def read_curves(folder: Path) -> dict[str, tuple[list[int], list[float]]]:
@@ -95,7 +96,7 @@ def write_report(
         if remedies:
             parts.append(f"<ul>{remedies}</ul>")
     parts.append("<h2>Test metrics</h2>")
-    parts.append(_table([(k, f"{v:.4f}") for k, v in sorted(metrics.items())]))
+    parts.append(_table([(k, metric_text(v)) for k, v in sorted(metrics.items())]))
     parts.append("<h2>Run and data</h2>" + _table(summary))
     parts.append(f"<h2>Figures</h2>{_figures(images)}")
     if diagnosis:
@@ -116,7 +117,7 @@ def write_comparison(
 
     config_rows = "".join(row(key, [str(v) for v in values]) for key, values in differences.items())
     keys = sorted({k for m in metrics for k in m})
-    metric_rows = "".join(row(k, [f"{m[k]:.4f}" if k in m else "-" for m in metrics]) for k in keys)
+    metric_rows = "".join(row(k, [metric_text(m[k]) if k in m else "-" for m in metrics]) for k in keys)
     body = (
         f"<h1>Comparison of {len(runs)} runs</h1>"
         f"<h2>What differs</h2><table><tr><th></th>{head}</tr>{config_rows}</table>"
@@ -134,17 +135,19 @@ def write_cv_report(path: Path, title: str, summary: dict, images: dict[str, byt
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = "".join(
         f"<tr><th>repeat {f['repeat']}, fold {f['fold']}</th>"
-        + "".join(f"<td>{f['metrics'].get(k, float('nan')):.4f}</td>" for k in keys)
+        + "".join(f"<td>{metric_text(f['metrics'].get(k))}</td>" for k in keys)
         + "</tr>"
         for f in folds
     )
     rows += (
         "<tr><th>mean &plusmn; std</th>"
-        + "".join(f"<td><b>{summary['mean'][k]:.4f}</b> &plusmn; {summary['std'][k]:.4f}</td>" for k in keys)
+        + "".join(
+            f"<td><b>{metric_text(summary['mean'][k])}</b> &plusmn; {metric_text(summary['std'][k])}</td>" for k in keys
+        )
         + "</tr>"
     )
     oof = "".join(
-        f"<h3>repeat {o['repeat']}</h3>" + _table([(k, f"{v:.4f}") for k, v in sorted(o["metrics"].items())])
+        f"<h3>repeat {o['repeat']}</h3>" + _table([(k, metric_text(v)) for k, v in sorted(o["metrics"].items())])
         for o in summary["oof"]
     )
     body = (
