@@ -3,6 +3,9 @@
 import json
 from pathlib import Path
 
+# Lightning's log handler keeps the stderr of the moment it is imported: import it here, not first inside a
+# test whose captured stderr is closed when the test ends.
+import lightning.pytorch  # noqa: F401
 import pytest
 
 from trainlab.cli import main

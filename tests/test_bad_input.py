@@ -179,3 +179,114 @@ def test_a_truncated_real_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("trainlab: error: --ckpt_path=") and "half.ckpt" in err and "not a readable checkpoint" in err
     assert len(run_dirs("seed")) == 1  # nothing new was written
+
+
+@pytest.fixture(scope="module")
+def trained_on_a_file(tmp_path_factory):
+    """A model trained one epoch on a small CSV: (its config, its last.ckpt), in a folder of their own."""
+    import numpy as np
+    import torch
+    import yaml
+
+    import trainlab
+
+    folder = tmp_path_factory.mktemp("trained")
+    x = np.random.default_rng(0).normal(size=(80, 2))
+    rows = "".join(f"{a:.4f},{b:.4f},{'yes' if a + b > 0 else 'no'}\n" for a, b in x)
+    (folder / "train.csv").write_text("x1,x2,label\n" + rows)
+    cfg = {
+        "trainer": {"max_epochs": 1, "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger"}},
+        "model": {"class_path": "trainlab.models.MLPModule", "init_args": {"hidden_dims": [8]}},
+        "data": {
+            "class_path": "trainlab.data.FileDataModule",
+            "init_args": {"path": str(folder / "train.csv"), "target": "label"},
+        },
+        "run": {"report": False},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    overrides = {"trainer.logger.init_args.save_dir": str(folder / "runs"), "trainer.enable_progress_bar": False}
+    checkpoint = trainlab.fit(folder / "config.yaml", **overrides).last_checkpoint
+    return folder / "config.yaml", torch.load(checkpoint, weights_only=True), checkpoint
+
+
+def _altered(checkpoint: dict, change) -> dict:
+    import copy
+
+    altered = copy.deepcopy(checkpoint)
+    change(altered)
+    return altered
+
+
+CHECKPOINT_DAMAGE = {
+    "hyperparameters that do not match the weights": (
+        lambda c: c["hyper_parameters"].update(hidden_dims=[64, 32]),
+        "its weights do not fit its model's hyperparameters (net.flat:",
+    ),
+    "weights missing": (lambda c: c["state_dict"].clear(), ": missing in the file"),
+    "a newer Lightning": (lambda c: c.update({"pytorch-lightning_version": "9.0.0"}), "written by Lightning 9.0.0"),
+    "no Lightning version": (lambda c: c.pop("pytorch-lightning_version"), "its Lightning version is None"),
+    "an extra hyperparameter": (
+        lambda c: c["hyper_parameters"].update(width=3),
+        "hyperparameter(s) width that this trainlab's model does not take",
+    ),
+    "hyper_parameters not a mapping": (
+        lambda c: c.update(hyper_parameters=[1, 2]),
+        "its hyper_parameters or state_dict is not a mapping",
+    ),
+    "encoder state without levels": (
+        lambda c: c["FileDataModule"]["encoder"].pop("levels"),
+        "the checkpoint's column encoder lacks levels",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_DAMAGE)
+@pytest.mark.parametrize("command", ["test", "predict"])
+def test_a_checkpoint_altered_or_from_another_version_gets_one_line(case, command, trained_on_a_file, capsys):
+    import torch
+
+    config_file, checkpoint, _ = trained_on_a_file
+    change, message = CHECKPOINT_DAMAGE[case]
+    torch.save(_altered(checkpoint, change), "altered.ckpt")
+    assert run_cli(command, "-c", config_file, "--ckpt_path", "altered.ckpt", *QUIET) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1].startswith("trainlab: error: ") and message in err.splitlines()[-1], err
+    assert "Traceback" not in err
+    assert not list(Path().glob("lightning_logs/*/version_*"))  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("x1\n0.5\n", "no column 'x2', which the model was trained on"),
+        ("x1,x2\n", "the file has a header but no rows"),
+        ("", "the file is empty"),
+    ],
+)
+def test_predicting_a_bad_file_writes_nothing(content, message, trained_on_a_file, capsys):
+    config_file, _, checkpoint = trained_on_a_file
+    Path("new.csv").write_text(content)
+    args = ["--ckpt_path", checkpoint, "--data.init_args.predict_path", "new.csv"]
+    assert run_cli("predict", "-c", config_file, *args, *QUIET) == 2
+    assert message in capsys.readouterr().err
+    assert not list(Path().glob("lightning_logs/*/version_*"))
+
+
+def test_a_resume_keeps_the_checkpoints_model_or_refuses(trained_on_a_file, capsys):
+    config_file, _, checkpoint = trained_on_a_file
+    args = ["--ckpt_path", checkpoint, "--trainer.max_epochs", "2", *QUIET]
+    assert run_cli("fit", "-c", config_file, *args, "--model.init_args.hidden_dims", "[32]") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--model.init_args.hidden_dims=[32] differs from the checkpoint's [8]" in err
+    assert run_cli("fit", "-c", config_file, *args, "--model.init_args.hidden_dims", "[8]") == 0  # the same: fine
+
+
+def test_a_logger_version_that_holds_a_run_is_refused(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "1", *QUIET) == 0
+    (run,) = run_dirs("seed")
+    before = sorted(p.name for p in run.iterdir())
+    args = ["--trainer.max_epochs", "1", "--trainer.logger.init_args.version", "0", *QUIET]
+    assert run_cli("fit", "-c", config("seed"), *args) == 2
+    err = capsys.readouterr().err
+    assert "trainer.logger.init_args.version=0:" in err and "already holds a run" in err
+    assert sorted(p.name for p in run.iterdir()) == before  # no events file added to the earlier run

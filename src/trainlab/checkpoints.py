@@ -11,25 +11,69 @@ from trainlab.errors import UserError
 from trainlab.io import write_bytes_atomic
 
 
-def check_checkpoint(path: str) -> dict:
-    """The model hyperparameters of the trainlab checkpoint at `path`; UserError if it is not one.
+def check_checkpoint(path: str, model_keys: set[str]) -> dict:
+    """The trainlab checkpoint at `path`, loaded; UserError if it is not one, or not one this trainlab and
+    Lightning can read (`model_keys`: the hyperparameters the model class takes).
 
     Loads with `weights_only=True`: a checkpoint never runs pickled code. Lightning's keywords (best,
     last) only mean something inside the process that trained, so a file path is required.
     """
-    key = "--ckpt_path"
+    key = f"--ckpt_path={path!r}"
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"{key}={path!r}: no such file; give the path of a .ckpt file")
+        raise UserError(f"{key}: no such file; give the path of a .ckpt file")
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file; any of them means unreadable
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise UserError(f"{key}={path!r}: not a readable checkpoint ({reason})") from None
+        raise UserError(f"{key}: not a readable checkpoint ({reason})") from None
     missing = [k for k in ("state_dict", "hyper_parameters") if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
-        raise UserError(f"{key}={path!r}: not a trainlab checkpoint (missing {', '.join(missing)})")
-    return checkpoint["hyper_parameters"]
+        raise UserError(f"{key}: not a trainlab checkpoint (missing {', '.join(missing)})")
+    hparams, weights = checkpoint["hyper_parameters"], checkpoint["state_dict"]
+    if not isinstance(hparams, dict) or not isinstance(weights, dict):
+        raise UserError(f"{key}: not a trainlab checkpoint (its hyper_parameters or state_dict is not a mapping)")
+    unknown = sorted(k for k in hparams if not k.startswith("_") and k not in model_keys)
+    if unknown:
+        raise UserError(
+            f"{key}: its model has hyperparameter(s) {', '.join(unknown)} that this trainlab's model does not take "
+            "(written by another version of trainlab, or by another program)"
+        )
+    check_lightning_version(key, checkpoint.get("pytorch-lightning_version"))
+    return checkpoint
+
+
+def check_lightning_version(key: str, written_by) -> None:
+    """A checkpoint from a newer Lightning than this one may hold state this one cannot restore."""
+    import lightning
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        saved = Version(str(written_by))
+    except InvalidVersion:
+        raise UserError(f"{key}: not a Lightning checkpoint (its Lightning version is {written_by!r})") from None
+    installed = Version(lightning.__version__)
+    if saved.release[:2] > installed.release[:2]:
+        raise UserError(
+            f"{key}: written by Lightning {saved}, newer than this Lightning {installed}; "
+            "upgrade Lightning (pip install -U lightning) to read it"
+        )
+
+
+def check_weights(key: str, saved: dict, model: torch.nn.Module) -> None:
+    """The checkpoint's weights must be the ones the model built from its hyperparameters holds."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    given = {name: tuple(t.shape) for name, t in saved.items() if isinstance(t, torch.Tensor)}
+    if given == expected:
+        return
+    differences = [name for name in sorted(expected.keys() | given.keys()) if expected.get(name) != given.get(name)]
+    name = differences[0]
+    raise UserError(
+        f"{key}: its weights do not fit its model's hyperparameters ({name}: "
+        f"{list(given[name]) if name in given else 'missing'} in the file, "
+        f"{list(expected[name]) if name in expected else 'none'} in the model they describe); "
+        "the file was altered or written by another version of trainlab"
+    )
 
 
 class LocalCheckpointIO(TorchCheckpointIO):

@@ -56,3 +56,22 @@ def plain_json(value):
 
 def write_json_atomic(path: str | os.PathLike, data) -> Path:
     return write_text_atomic(path, json.dumps(plain_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+SETUP_FILES = ("config.yaml", "hparams.yaml", "events.out.tfevents.")
+
+
+def remove_if_only_setup(folder: Path) -> bool:
+    """Remove `folder` when all it holds (in any subfolder) is what a run writes as it starts (its config,
+    hyperparameters, TensorBoard files): a command that bad input stopped leaves nothing behind. Anything
+    else (checkpoints, metrics) keeps it. Returns whether it was removed."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    for path in folder.rglob("*"):
+        if path.is_file() and not (path.name in SETUP_FILES[:2] or path.name.startswith(SETUP_FILES[2])):
+            return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True

@@ -4,9 +4,11 @@ Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config h
 (RunOptions) that says what to watch, when to stop and what to test after a fit.
 """
 
+import inspect
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
 from trainlab.callbacks import (
+    DiscardOnBadInput,
     EarlyStopNotice,
     EpochProgressBar,
     EpochSummary,
@@ -29,7 +32,7 @@ from trainlab.callbacks import (
 from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
 from trainlab.callbacks.report import ReportWriter
 from trainlab.callbacks.scoring import TestScores
-from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint
+from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint, check_weights
 from trainlab.data import TabularDataModule
 from trainlab.diagnosis import DoctorOptions
 from trainlab.errors import UserError, as_user_error, require
@@ -127,13 +130,34 @@ class TrainlabCLI(LightningCLI):
                 f"--ckpt_path is required for {subcommand}: the path of a trained model's .ckpt file "
                 "(for example lightning_logs/<name>/version_N/checkpoints/last.ckpt)"
             )
-        self.checkpoint_hparams = check_checkpoint(ckpt_path) if ckpt_path is not None else None
+        self.checkpoint = None
+        if ckpt_path is not None:
+            self.checkpoint = check_checkpoint(ckpt_path, set(inspect.signature(MLPModule.__init__).parameters))
+            self._check_overrides_keep_the_checkpoint(subcommand, args or [])
+
+    def _check_overrides_keep_the_checkpoint(self, subcommand: str, args: list[str]) -> None:
+        """Lightning builds a checkpoint's model from the checkpoint's own hyperparameters: a model value given on
+        the command line that differs would be silently ignored, so it is refused."""
+        hparams = self.checkpoint["hyper_parameters"]
+        given = self.config[subcommand]["model"].get("init_args") or {}
+        for arg in args:
+            name = re.fullmatch(r"--model\.(?:init_args\.)?(\w+)(?:=.*)?", str(arg))
+            if name is None or name.group(1) not in hparams:
+                continue
+            key = name.group(1)
+            if _plain(given.get(key)) != _plain(hparams[key]):
+                raise UserError(
+                    f"--model.init_args.{key}={_plain(given.get(key))!r} differs from the checkpoint's "
+                    f"{_plain(hparams[key])!r}: a checkpoint's model keeps its own settings (--ckpt_path resumes or "
+                    "evaluates that model); drop the override, or train a new model without --ckpt_path"
+                )
 
     def instantiate_trainer(self, **kwargs):
         run: RunOptions = self._get(self.config_init, "run")
         self._check_run_options(run)
         self._check_trainer_options()
         self._check_checkpoint_fits_data()
+        self._check_run_dir_is_new()
         self.model.log_val_metrics(every=run.val_metrics_every, always=[run.monitor])
         mode = monitor_mode(run)
         trainer = self._get(self.config_init, "trainer")
@@ -152,6 +176,7 @@ class TrainlabCLI(LightningCLI):
 
     def _fit_callbacks(self, run: RunOptions, mode: str, trainer: dict) -> list:
         callbacks = [
+            DiscardOnBadInput(),
             TestScores(),
             EpochSummary(run.summary_every),
             MetricsWriter(),
@@ -219,11 +244,23 @@ class TrainlabCLI(LightningCLI):
             "a logger: its version directory is the run directory (CSVLogger is the lightest)",
         )
 
+    def _check_run_dir_is_new(self) -> None:
+        """A logger version given explicitly must not be an earlier run's directory (its config.yaml, events and
+        checkpoints would mix with this run's)."""
+        logger = self._get(self.config_init, "trainer").get("logger")
+        log_dir = getattr(logger, "log_dir", None)
+        if log_dir is not None and (Path(log_dir) / "config.yaml").exists():
+            raise UserError(
+                f"trainer.logger.init_args.version={logger.version!r}: {log_dir} already holds a run; choose "
+                "another version, or leave it out for the next free one"
+            )
+
     def _check_checkpoint_fits_data(self) -> None:
-        """A checkpoint must take the inputs and give the outputs the config's data has."""
-        hparams, data = self.checkpoint_hparams, self.datamodule
-        if hparams is None:
+        """A checkpoint must take the inputs and give the outputs the config's data has, and hold the weights of
+        the model its hyperparameters describe."""
+        if self.checkpoint is None:
             return
+        hparams, data = self.checkpoint["hyper_parameters"], self.datamodule
         saved = {k: hparams.get(k) for k in ("input_dim", "task", "num_classes")}
         given = {"input_dim": data.num_features, "task": data.task, "num_classes": data.num_classes}
         if saved != given:
@@ -231,6 +268,9 @@ class TrainlabCLI(LightningCLI):
                 f"--ckpt_path: the checkpoint's model expects {saved} but the config's data gives {given}; "
                 "use the config the checkpoint was trained with (config.yaml in its run directory)"
             )
+        check_weights(
+            f"--ckpt_path={self.config[self.subcommand]['ckpt_path']!r}", self.checkpoint["state_dict"], self.model
+        )
 
     def _check_run_options(self, run: RunOptions) -> None:
         if self.datamodule.validation_split == "test":  # no validation split: the test split stands in
@@ -291,6 +331,11 @@ class TrainlabCLI(LightningCLI):
             path = next((c.path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), None)
         path = trainer.strategy.broadcast(str(path) if path else None)  # under DDP every rank tests rank zero's file
         return str(Path(path).resolve()) if path else None
+
+
+def _plain(value):
+    """A config value as plain data (tuples as lists), for comparing a config's value with a checkpoint's."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _not_an_advert(record: logging.LogRecord) -> bool:

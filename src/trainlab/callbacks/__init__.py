@@ -1,4 +1,5 @@
 from trainlab.callbacks.outputs import (
+    DiscardOnBadInput,
     EarlyStopNotice,
     EpochSummary,
     LastCheckpoint,
@@ -9,6 +10,7 @@ from trainlab.callbacks.outputs import (
 from trainlab.callbacks.progress import EpochProgressBar
 
 __all__ = [
+    "DiscardOnBadInput",
     "EarlyStopNotice",
     "EpochProgressBar",
     "EpochSummary",

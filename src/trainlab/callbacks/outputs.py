@@ -221,3 +221,17 @@ class SaveOnInterrupt(Callback):
                     file=sys.stderr,
                     flush=True,
                 )
+
+
+class DiscardOnBadInput(Callback):
+    """A command that bad input stops once it has started (a predict file without a trained column, a damaged
+    checkpoint's data state) leaves no run directory behind: the one it made holds only its config and an empty
+    TensorBoard file. A directory holding anything more (checkpoints, metrics) is kept."""
+
+    def on_exception(self, trainer, pl_module, exception):
+        from trainlab.errors import as_user_error
+        from trainlab.io import remove_if_only_setup
+
+        log_dir = getattr(trainer.logger, "log_dir", None)  # the logger's own: not a collective, unlike trainer.log_dir
+        if trainer.is_global_zero and log_dir is not None and as_user_error(exception) is not None:
+            remove_if_only_setup(Path(log_dir))

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback
 
 from trainlab import tasks
 from trainlab.errors import UserError
-from trainlab.io import write_json_atomic, write_text_atomic
+from trainlab.io import remove_if_only_setup, write_json_atomic, write_text_atomic
 
 QUIET = {
     "trainer.enable_progress_bar": False,
@@ -284,7 +284,7 @@ def plan_cv(
         try:
             plan.packs = plan_packs(plan, plan.jobs(), packs, cli)
         except UserError:
-            plan.cv_dir.rmdir()  # claimed above: nothing is left behind by a refused plan
+            remove_if_only_setup(plan.cv_dir)  # claimed above: nothing is left behind by a refused plan
             raise
     return plan
 
@@ -355,12 +355,16 @@ def cross_validate(
     plan = plan_cv(config, dict(overrides or {}), folds, repeats, seed, stratify, name=name, packs=packs)
     if on_start:
         on_start(plan)
-    if tune is None:
-        results = run_folds(plan, workers, on_fold=on_fold, pack=pack)
-    else:
-        from trainlab.cv.nested import run_nested
+    try:
+        if tune is None:
+            results = run_folds(plan, workers, on_fold=on_fold, pack=pack)
+        else:
+            from trainlab.cv.nested import run_nested
 
-        results = run_nested(plan, Path(tune), workers if workers > 1 else None, on_fold=on_fold)
+            results = run_nested(plan, Path(tune), workers if workers > 1 else None, on_fold=on_fold)
+    except UserError:
+        remove_if_only_setup(plan.cv_dir)  # bad input found once the folds started: no empty version left
+        raise
     summary = write_results(plan, results)
     write_report(plan, summary, results)
     with open(plan.cv_dir / "oof_predictions.csv", newline="") as f:

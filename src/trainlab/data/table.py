@@ -225,4 +225,10 @@ class Encoder:
 
     @classmethod
     def from_state(cls, state: dict, impute: bool) -> "Encoder":
+        missing = [k for k in ("numeric", "categorical", "medians", "levels") if k not in state]
+        if missing:
+            raise UserError(
+                f"--ckpt_path: the checkpoint's column encoder lacks {', '.join(missing)} "
+                "(the file was altered or written by another version of trainlab)"
+            )
         return cls(state["numeric"], state["categorical"], impute, dict(state["medians"]), dict(state["levels"]))
