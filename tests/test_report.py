@@ -168,3 +168,21 @@ def test_a_class_absent_from_the_test_split_gives_null_metrics_and_a_report(caps
     assert "undefined" in (run / "report.html").read_text()
     plots = {p.stem for p in (run / "plots").glob("*.png")}
     assert "confusion_matrix" in plots and "roc" not in plots
+
+
+def test_report_of_a_run_with_damaged_optional_files_warns_and_still_writes_the_page(capsys):
+    assert run_cli("fit", "-c", config("seed"), "--trainer.max_epochs", "2", *LEAN) == 0
+    (run,) = run_dirs("seed")
+    (run / "diagnosis.json").write_text("{broken")
+    (run / "report.json").write_text("[1, 2]")
+    (run / "config.yaml").write_text("a: [")
+    (run / "report.html").unlink()
+    capsys.readouterr()
+    assert run_cli("report", run) == 0
+    err = capsys.readouterr().err
+    for name in ("diagnosis.json", "report.json", "config.yaml"):
+        assert f"{run / name}: unreadable" in err
+    assert "Traceback" not in err and "test/accuracy" in (run / "report.html").read_text()
+    (run / "metrics.json").write_text("[1]")
+    assert run_cli("report", run) == 2
+    assert "metrics.json holds list, not a mapping" in capsys.readouterr().err

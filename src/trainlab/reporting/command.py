@@ -8,7 +8,6 @@ from pathlib import Path
 import yaml
 
 from trainlab.errors import CommandParser
-from trainlab.io import read_json_if_exists
 
 FIGURE_ORDER = [
     "data",
@@ -42,20 +41,45 @@ def load_run(folder: Path) -> dict:
     except Exception as error:  # a damaged file of any kind: say which run and why, report the others
         raise NotAReport(f"unreadable ({type(error).__name__}: {str(error).splitlines()[0][:150]})") from None
     if not curves:
-        print(
-            f"trainlab: warning: {folder}: no readable per-epoch scalars in its TensorBoard events; "
-            "the report leaves the learning curves out",
-            file=sys.stderr,
+        _warn(
+            f"{folder}: no readable per-epoch scalars in its TensorBoard events; "
+            "the report leaves the learning curves out"
         )
+    if not isinstance(metrics, dict):
+        raise NotAReport(f"metrics.json holds {type(metrics).__name__}, not a mapping of metric names to values")
     config_text = (folder / "config.yaml").read_text() if (folder / "config.yaml").exists() else ""
     return {
         "folder": folder,
         "metrics": metrics,
         "curves": curves,
         "config_text": config_text,
-        "config": yaml.safe_load(config_text) or {} if config_text else {},
-        "diagnosis": read_json_if_exists(folder / "diagnosis.json"),
+        "config": _optional(folder / "config.yaml", yaml.safe_load, dict, "the config comparison") or {},
+        "diagnosis": _optional(folder / "diagnosis.json", json.loads, dict, "the diagnosis"),
     }
+
+
+def _optional(path: Path, parse, kind: type, part: str):
+    """A file the report can do without: its content when it parses to a `kind`, else None with a warning
+    (a damaged diagnosis.json must not cost the user the rest of the report)."""
+    if not path.exists():
+        return None
+    try:
+        content = parse(path.read_text())
+        if content is None or isinstance(content, kind):
+            return content
+        problem = f"it holds {type(content).__name__}, not a mapping"
+    except Exception as error:  # any damage: say what and go on
+        problem = f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+    _warn(f"{path}: unreadable ({problem}); the report leaves {part} out")
+    return None
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    from trainlab.errors import TrainlabWarning
+
+    warnings.warn(message, TrainlabWarning, stacklevel=2)
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -95,9 +119,10 @@ def rebuild(run: dict) -> Path:
     images = {p.stem: p.read_bytes() for p in plots}
     if "learning_curves" not in images and run["curves"]:
         images["learning_curves"] = png_bytes(figures.learning_curves(run["curves"], headline(run), None))
-    saved = folder / "report.json"  # the data summary the test wrote
-    if saved.exists():
-        summary = [tuple(row) for row in json.loads(saved.read_text())["summary"]]
+    saved = _optional(folder / "report.json", json.loads, dict, "the data summary")  # what the test wrote
+    rows = (saved or {}).get("summary")
+    if isinstance(rows, list) and all(isinstance(row, list) and len(row) == 2 for row in rows):
+        summary = [tuple(row) for row in rows]
     else:
         best = sorted((folder / "checkpoints").glob("best-epoch*.ckpt"))
         summary = [("run directory", str(folder)), ("best checkpoint", best[-1].name if best else "-")]
