@@ -35,6 +35,8 @@ DATA_PARAMS = ("batch_size",)
 CONFIG_DATA_KEYS = ("batch_size", "eval_batch_size", "stratify", "scale", "batches_per_step", "on_device")
 # The model's arguments the data decides (as LightningCLI links them).
 LINKED_MODEL_KEYS = ("input_dim", "task", "num_classes", "slots", "seeds")
+# Rows per forward pass when predicting (the data module's eval_batch_size): bounded memory on large X.
+ROWS_PER_FORWARD = 65536
 # Defaults where neither trainlab's classes nor a config give one.
 DEFAULTS = {
     "max_epochs": 100,
@@ -190,32 +192,7 @@ class _TrainlabEstimator(BaseEstimator):
             dims = model["hidden_dims"]
             model["hidden_dims"] = [dims] if isinstance(dims, numbers.Integral) else list(dims)
 
-        _check(
-            _is_int(value["max_epochs"]) and value["max_epochs"] >= 1,
-            "max_epochs",
-            value["max_epochs"],
-            "an integer >= 1",
-        )
-        _check(isinstance(value["early_stopping"], bool), "early_stopping", value["early_stopping"], "True or False")
-        _check(_is_int(value["patience"]) and value["patience"] >= 1, "patience", value["patience"], "an integer >= 1")
-        fraction = value["validation_fraction"]
-        _check(
-            isinstance(fraction, numbers.Real) and 0 < fraction < 1,
-            "validation_fraction",
-            fraction,
-            "a fraction in (0, 1)",
-        )
-        _check(
-            isinstance(value["accelerator"], str), "accelerator", value["accelerator"], "a name: cpu, gpu, auto, ..."
-        )
-        _check(
-            self.n_threads is None or _is_int(self.n_threads) and self.n_threads >= 1,
-            "n_threads",
-            self.n_threads,
-            "None or an integer >= 1",
-        )
-        _check(_is_int(self.verbose) and self.verbose >= 0, "verbose", self.verbose, "0, 1 or 2")
-
+        self._check_settings(value)
         model_seed, data_seed = self._seeds(config)
         return {
             "model": model,
@@ -223,10 +200,29 @@ class _TrainlabEstimator(BaseEstimator):
             "max_epochs": value["max_epochs"],
             "accelerator": value["accelerator"],
             "patience": value["patience"] if value["early_stopping"] else None,
-            "val_fraction": fraction,
+            "val_fraction": value["validation_fraction"],
             "seed": model_seed,
             "data_seed": data_seed,
         }
+
+    def _check_settings(self, value: dict) -> None:
+        """The estimator's own settings (the model's and the data's are checked where they are used)."""
+        checks = (
+            ("max_epochs", _is_int(value["max_epochs"]) and value["max_epochs"] >= 1, "an integer >= 1"),
+            ("early_stopping", isinstance(value["early_stopping"], bool), "True or False"),
+            ("patience", _is_int(value["patience"]) and value["patience"] >= 1, "an integer >= 1"),
+            (
+                "validation_fraction",
+                isinstance(value["validation_fraction"], numbers.Real) and 0 < value["validation_fraction"] < 1,
+                "a fraction in (0, 1)",
+            ),
+            ("accelerator", isinstance(value["accelerator"], str), "a name: cpu, gpu, auto, ..."),
+        )
+        for key, ok, allowed in checks:
+            _check(ok, key, value[key], allowed)
+        threads_ok = self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1)
+        _check(threads_ok, "n_threads", self.n_threads, "None or an integer >= 1")
+        _check(_is_int(self.verbose) and self.verbose >= 0, "verbose", self.verbose, "0, 1 or 2")
 
     def _seeds(self, config: dict) -> tuple[int, int]:
         """(the network's seed, the data's: batch order and validation split). random_state sets both; a
@@ -261,8 +257,11 @@ class _TrainlabEstimator(BaseEstimator):
             net.load_state_dict(self.state_dict_)
             net.eval()
             x = torch.from_numpy(features)
-            task = self.network_task_
-            return tasks.metric_inputs(task, net(x)).mean(0).double().numpy()
+            scores = [
+                tasks.metric_inputs(self.network_task_, net(x[start : start + ROWS_PER_FORWARD])).mean(0)
+                for start in range(0, len(x), ROWS_PER_FORWARD)
+            ]
+            return torch.cat(scores).double().numpy()
 
     def _inputs(self, X, y, sample_weight):
         """X as a table of columns, y as a 1-d array and the sample weights (or None), all checked."""
