@@ -150,7 +150,7 @@ def test_dataframes_one_hot_encode_text_impute_gaps_and_keep_feature_names():
     frame.loc[::11, "colour"] = None
     model = TrainlabClassifier(hidden_dims=(16,), lr=0.02, max_epochs=30, random_state=0).fit(frame, y)
     assert list(model.feature_names_in_) == ["colour", "size"] and model.n_features_in_ == 2
-    assert model.preprocessing_["encoder"]["levels"] == {"0": ["blue", "green", "red"]}
+    assert model.preprocessing_["encoder"]["levels"] == {"colour": ["blue", "green", "red"]}
     assert set(model.classes_) == {"churned", "stayed"} and model.score(frame, y) > 0.9
     # A gap is the training rows' median; an unknown category is no category at all, as in a file.
     median, mode = float(np.nanmedian(frame["size"])), frame["colour"].mode()[0]
@@ -163,6 +163,11 @@ def test_dataframes_one_hot_encode_text_impute_gaps_and_keep_feature_names():
     np.testing.assert_array_equal(array.predict_proba(frame.to_numpy(dtype=object)), model.predict_proba(frame))
     with pytest.raises(ValueError, match="feature names should match"):
         model.predict(frame.rename(columns={"size": "weight"}))
+    with pytest.raises(ValueError, match=r"X: column 'size', row 2: inf is not a finite number"):
+        model.predict(pd.DataFrame({"colour": ["red", "red"], "size": [0.0, np.inf]}))
+    when = frame.assign(size=pd.Timestamp("2026-01-01"))
+    with pytest.raises(ValueError, match="input column 'size' holds dates or times"):
+        TrainlabClassifier(max_epochs=1).fit(when, y)
 
 
 def test_sample_weight_shifts_the_decision_towards_the_heavy_class(moons):

@@ -324,8 +324,9 @@ class TrainlabRegressor(RegressorMixin, _TrainlabEstimator):
 
 # --- inputs --------------------------------------------------------------------------------------------
 def _feature_table(estimator, X, reset: bool):
-    """X as a pyarrow Table of its columns, named by position: numbers stay numbers, text becomes categories.
-    Sets (reset) or checks n_features_in_ and feature_names_in_ as scikit-learn's own estimators do."""
+    """X as a pyarrow Table of its columns, named as in the DataFrame fitted on (feature_names_in_), else by
+    position ("0", "1", ...): numbers stay numbers, text becomes categories. Sets (reset) or checks
+    n_features_in_ and feature_names_in_ as scikit-learn's own estimators do."""
     import scipy.sparse
 
     if scipy.sparse.issparse(X):
@@ -339,13 +340,22 @@ def _feature_table(estimator, X, reset: bool):
         validate_data(estimator, X, reset=reset, skip_check_array=True)
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(f"X has shape {X.shape}: at least 1 row and 1 column are required")
-        frame = X.set_axis([str(j) for j in range(X.shape[1])], axis=1)
+        frame = X.set_axis(_column_names(estimator, X.shape[1]), axis=1)
         return pa.Table.from_pandas(frame, preserve_index=False)  # (NaN becomes a missing value)
     X = check_array(X, dtype=None, ensure_all_finite=False, input_name="X", estimator=estimator)
     validate_data(estimator, X, reset=reset, skip_check_array=True)
     columns = [X[:, j] if X.dtype.kind not in "OUS" else _numbers_or_text(X[:, j]) for j in range(X.shape[1])]
     # NaN as a missing value (a null), as a file's gaps are read
-    return pa.table({str(j): pa.array(column, from_pandas=True) for j, column in enumerate(columns)})
+    names = _column_names(estimator, X.shape[1])
+    return pa.table({name: pa.array(column, from_pandas=True) for name, column in zip(names, columns, strict=True)})
+
+
+def _column_names(estimator, count: int) -> list[str]:
+    """The names a message about a column uses: the fitted DataFrame's, else positions."""
+    names = getattr(estimator, "feature_names_in_", None)
+    return (
+        [str(name) for name in names] if names is not None and len(names) == count else [str(j) for j in range(count)]
+    )
 
 
 def _sample_weight(sample_weight, rows: int) -> np.ndarray:

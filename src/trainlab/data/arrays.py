@@ -7,7 +7,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from trainlab.data.base import TabularDataModule
-from trainlab.data.table import Encoder, is_numeric
+from trainlab.data.table import Encoder, check_column_type, is_numeric
 from trainlab.errors import UserError, require
 
 
@@ -62,6 +62,8 @@ class ArrayDataModule(TabularDataModule):
 
     def encode_features(self, raw, train_idx: np.ndarray) -> np.ndarray:
         names = raw.column_names
+        for name in names:  # dates, lists, bytes ... are refused, as in a file
+            check_column_type(raw, name, "X", "input")
         numeric = [n for n in names if is_numeric(raw.column(n))]
         categorical = [n for n in names if n not in numeric]
         self.encoder = Encoder(numeric, categorical, impute=True).fit(raw, train_idx, "X")
