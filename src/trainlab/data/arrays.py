@@ -67,7 +67,9 @@ class ArrayDataModule(TabularDataModule):
         numeric = [n for n in names if is_numeric(raw.column(n))]
         categorical = [n for n in names if n not in numeric]
         self.encoder = Encoder(numeric, categorical, impute=True).fit(raw, train_idx, "X")
-        return self.encoder.transform(raw, "X")
+        X = self.encoder.transform(raw, "X")
+        self.table = None  # the matrix is all we keep
+        return X
 
     def _tensors(self, name):
         X, y = super()._tensors(name)
