@@ -356,3 +356,17 @@ def test_a_date_column_left_out_of_the_features_is_no_obstacle():
     data = FileDataModule("dated.parquet", "label", features=["x1"])
     data.setup()
     assert data.encoder.numeric == ["x1"] and data.num_features == 1
+
+
+def test_gaps_in_a_parquet_float_column_are_imputed_with_the_training_median():
+    import pyarrow as pa
+
+    values = np.random.default_rng(0).normal(size=60)
+    values[[3, 17]] = np.nan  # a Parquet float's missing value is NaN, in a read-only Arrow buffer
+    labels = pa.array(np.where(np.arange(60) % 2, "yes", "no"))
+    pq.write_table(pa.table({"x1": pa.array(values), "label": labels}), "gaps.parquet")
+    data = FileDataModule("gaps.parquet", "label")
+    data.setup()
+    train = data.split_indices["train"]
+    assert data.encoder.medians["x1"] == pytest.approx(np.nanmedian(values[train]))
+    assert all(bool(data.splits[split][0].isfinite().all()) for split in ("train", "val", "test"))

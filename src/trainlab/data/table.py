@@ -189,7 +189,7 @@ class Encoder:
             missing = np.isnan(values)
             if missing.any():
                 self._missing(path, name, missing)
-                values[missing] = self.medians[name]
+                values = np.where(missing, self.medians[name], values)  # (pyarrow's arrays may be read-only)
             check_finite(values, path, f"column {name!r}")
             out[:, j] = values
         start = len(self.numeric)
