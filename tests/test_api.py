@@ -131,3 +131,24 @@ def test_report_rebuilds_pages_and_compares_runs():
     assert "model.init_args.lr" in Path("lr.html").read_text()
     with pytest.raises(UserError, match="not a run directory"):
         trainlab.report("nowhere")
+
+
+class ThreadsProbe(pl.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.threads = torch.get_num_threads()
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({}, 1),  # the seed model's step is small: one thread
+        ({"run.threads": 2}, 2),  # asked for
+        ({"model.init_args.hidden_dims": [512, 512], "data.init_args.batch_size": 256}, "before"),  # large: torch's
+    ],
+)
+def test_a_fit_chooses_its_cpu_threads_and_gives_them_back(overrides, expected):
+    before = torch.get_num_threads()
+    probe = ThreadsProbe()
+    trainlab.fit(config("seed"), callbacks=[probe], **{**SHORT, "trainer.max_epochs": 1, **overrides})
+    assert probe.threads == (before if expected == "before" else expected)
+    assert torch.get_num_threads() == before

@@ -37,6 +37,7 @@ from trainlab.data import TabularDataModule
 from trainlab.diagnosis import DoctorOptions
 from trainlab.errors import UserError, as_user_error, require
 from trainlab.models import MLPModule
+from trainlab.threads import CpuThreads
 
 
 @dataclass
@@ -64,6 +65,8 @@ class RunOptions:
         last_checkpoint_every: seconds between writes of checkpoints/last.ckpt at epoch ends (it is
             always written when the fit ends; a kill loses at most this much training); 0: every epoch.
         report: after a test, write plots/*.png and report.html and log the figures to TensorBoard.
+        threads: CPU threads torch uses while the Trainer runs; null: one for a small model's step (see
+            trainlab.threads: measured faster, and far faster on a busy machine), torch's setting otherwise.
         verbose: print the test metrics' table and the doctor's verdict (tuning trials turn it off).
         doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
     """
@@ -77,6 +80,7 @@ class RunOptions:
     test_ckpt: Literal["best", "last"] = "best"
     last_checkpoint_every: float = 1.0
     report: bool = True
+    threads: int | None = None
     verbose: bool = True
     doctor: DoctorOptions | None = field(default_factory=DoctorOptions)
 
@@ -177,6 +181,7 @@ class TrainlabCLI(LightningCLI):
     def _fit_callbacks(self, run: RunOptions, mode: str, trainer: dict) -> list:
         callbacks = [
             DiscardOnBadInput(),
+            CpuThreads(run.threads),
             TestScores(),
             EpochSummary(run.summary_every),
             MetricsWriter(),
@@ -214,7 +219,7 @@ class TrainlabCLI(LightningCLI):
         self.model.slot_evaluation.configure(
             run.monitor, mode, stop.patience if stop else None, stop.min_delta if stop else 0.0
         )
-        callbacks = [SaveOnInterrupt()]
+        callbacks = [SaveOnInterrupt(), CpuThreads(run.threads)]
         if trainer.get("enable_checkpointing") is not False:
             callbacks.append(LastCheckpoint(every=run.last_checkpoint_every))
         return callbacks
@@ -288,6 +293,7 @@ class TrainlabCLI(LightningCLI):
             run.mode,
             f"auto or {natural}: {run.monitor} is better when it is {'higher' if natural == 'max' else 'lower'}",
         )
+        require(run.threads is None or run.threads >= 1, "run.threads", run.threads, "null or an integer >= 1")
         require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
         require(run.val_metrics_every >= 1, "run.val_metrics_every", run.val_metrics_every, "an integer >= 1")
         every = run.last_checkpoint_every
