@@ -107,11 +107,13 @@ def test_random_search_with_ranges_and_list_choices():
     assert set(importances) == set(space) and sum(importances.values()) == pytest.approx(1.0)
 
 
-def test_tpe_with_pruning_stops_hopeless_trials_early():
-    # Plain SGD at lr 1e-5 barely moves in 8 epochs: hopeless next to lr 0.05.
+@pytest.mark.parametrize("population", [1, 2])
+def test_tpe_with_pruning_stops_hopeless_trials_early(population):
+    # Plain SGD at lr 1e-5 barely moves in 8 epochs: hopeless next to lr 0.05. The median pruner judges
+    # against completed trials only: in populations, from the second population on.
     space = {"model.init_args.lr": [0.05, 1e-5], "model.init_args.optimizer": ["sgd"]}
     settings = {"pruner": "median", "pruner_options": {"n_startup_trials": 2, "n_warmup_steps": 1}}
-    path = tune_config("pruned", space, sampler="tpe", n_trials=8, seed=0, **settings)
+    path = tune_config("pruned", space, sampler="tpe", n_trials=8, seed=0, population=population, **settings)
     assert run_cli("tune", "-c", path) == 0
     rows = leaderboard("pruned")
     pruned = [r for r in rows if r["state"] == "PRUNED"]
@@ -124,7 +126,7 @@ def test_tpe_with_pruning_stops_hopeless_trials_early():
 @pytest.mark.slow
 def test_two_workers_share_one_grid_without_losing_or_repeating_a_point():
     lrs = [0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
-    path = tune_config("pair", {"model.init_args.lr": lrs}, sampler="grid", workers=2)
+    path = tune_config("pair", {"model.init_args.lr": lrs}, sampler="grid", workers=2, population=2)
     assert run_cli("tune", "-c", path) == 0
     study = load_study("pair")
     assert sorted(t.params["model.init_args.lr"] for t in study.trials) == sorted(lrs)  # each point once
@@ -138,8 +140,12 @@ def test_two_workers_share_one_grid_without_losing_or_repeating_a_point():
 @pytest.mark.slow
 def test_a_study_killed_mid_way_continues_where_it_was():
     lrs = [0.1, 0.05, 0.02, 0.01]
-    path = tune_config(
-        "killed", {"model.init_args.lr": lrs}, sampler="grid", overrides={**SMALL, "trainer.max_epochs": 60}
+    path = tune_config(  # one fit per trial (population 1): tests/test_population.py kills a population
+        "killed",
+        {"model.init_args.lr": lrs},
+        sampler="grid",
+        population=1,
+        overrides={**SMALL, "trainer.max_epochs": 60},
     )
     command = [sys.executable, "-m", "trainlab", "tune", "-c", path]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}

@@ -23,6 +23,8 @@ Scheduler = Literal["plateau", "step", "cosine"]
 Loss = Literal["auto", "bce", "cross_entropy", "mse", "l1", "huber"]
 # Hooks Lightning calls around each optimizer step; MLPModule skips them when no one overrides them.
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+# The settings a member of a population may hold on its own: none changes a shape or the data.
+MEMBER_SETTINGS = ("lr", "weight_decay", "momentum", "dropout", "l1_penalty", "gradient_clip_val")
 
 
 class MLPModule(pl.LightningModule):
@@ -56,6 +58,10 @@ class MLPModule(pl.LightningModule):
             regression) and is evaluated, checkpointed and stopped early as one model.
         slots: the data's slots (linked from the data: one per fold when trainlab cv packs its folds).
         seeds: each slot's first seed (set by trainlab cv); null: the run's seed_everything.
+        population: the settings of each trial of a tuning population (set by trainlab tune): one mapping
+            per trial from any of lr, weight_decay, momentum, dropout, l1_penalty, gradient_clip_val to its
+            value (the others are this module's own). Every trial trains on every slot; each (trial, slot)
+            is a unit that is evaluated, stopped and kept on its own. null: one trial, this module's settings.
 
     The network is a pack (trainlab.models.packed): slots x ensemble members with stacked weights, trained
     by one batched forward and backward per step; an ordinary fit is a pack of one. Training takes the
@@ -95,6 +101,7 @@ class MLPModule(pl.LightningModule):
         ensemble: int = 1,
         slots: int = 1,
         seeds: list[int] | None = None,
+        population: list[dict] | None = None,
     ):
         super().__init__()
         k = self.key
@@ -109,27 +116,33 @@ class MLPModule(pl.LightningModule):
             )
         require(all(h >= 1 for h in hidden_dims), f"{k}.hidden_dims", hidden_dims, "a list of integers >= 1")
         require(activation in ACTIVATIONS, f"{k}.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
-        require(0 <= dropout < 1, f"{k}.dropout", dropout, "a probability in [0, 1)")
         require(optimizer in OPTIMIZERS, f"{k}.optimizer", optimizer, f"one of {', '.join(OPTIMIZERS)}")
         require(ensemble >= 1, f"{k}.ensemble", ensemble, "an integer >= 1 (1: one model)")
         require(slots >= 1, f"{k}.slots", slots, "an integer >= 1")
         require(
-            slots == 1 or scheduler != "plateau",
+            (slots == 1 and not population) or scheduler != "plateau",
             f"{k}.scheduler",
             scheduler,
             "step, cosine or null when folds train as one pack (plateau watches one validation loss; --no-pack)",
         )
         require(seeds is None or len(seeds) == slots, f"{k}.seeds", seeds, f"null or one seed per slot ({slots})")
-        require(lr > 0, f"{k}.lr", lr, "a number > 0")
-        require(weight_decay >= 0, f"{k}.weight_decay", weight_decay, "a number >= 0")
-        require(momentum >= 0, f"{k}.momentum", momentum, "a number >= 0")
         require(
-            not nesterov or (optimizer == "sgd" and momentum > 0),
-            f"{k}.nesterov",
-            nesterov,
-            "true only with optimizer sgd and momentum > 0",
+            population is None or (isinstance(population, list) and len(population) >= 1),
+            f"{k}.population",
+            population,
+            "null or a non-empty list of per-trial settings",
         )
-        require(l1_penalty >= 0, f"{k}.l1_penalty", l1_penalty, "a number >= 0")
+        own = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "dropout": dropout}
+        own.update(l1_penalty=l1_penalty, gradient_clip_val=gradient_clip_val)
+        _check_settings(k, own, optimizer, nesterov)
+        for index, entry in enumerate(population or []):
+            where = f"{k}.population[{index}]"
+            require(isinstance(entry, dict), where, entry, f"a mapping from {', '.join(MEMBER_SETTINGS)} to values")
+            for name in entry:
+                require(
+                    name in MEMBER_SETTINGS, f"{where}.{name}", entry[name], f"a key of {', '.join(MEMBER_SETTINGS)}"
+                )
+            _check_settings(where, {**own, **entry}, optimizer, nesterov)
         require(step_size >= 1, f"{k}.step_size", step_size, "an integer >= 1 (epochs)")
         require(
             0 < gamma < 1 if scheduler == "plateau" else gamma > 0,
@@ -144,12 +157,6 @@ class MLPModule(pl.LightningModule):
             cosine_epochs,
             "null (the run's max_epochs) or an integer >= 1",
         )
-        require(
-            gradient_clip_val is None or gradient_clip_val > 0,
-            f"{k}.gradient_clip_val",
-            gradient_clip_val,
-            "null (no clipping) or a number > 0",
-        )
         fitting = tasks.LOSSES[task]
         loss = fitting[0] if loss == "auto" else loss
         require(loss in fitting, f"{k}.loss", loss, f"for task {task}: auto or {', '.join(fitting)}")
@@ -158,21 +165,25 @@ class MLPModule(pl.LightningModule):
 
         self.task = task
         base = seeds if seeds is not None else [torch.initial_seed() % 2**31] * slots
-        self.member_slots = [slot for slot in range(slots) for _ in range(ensemble)]
-        self.member_seeds = [base[slot] + e for slot in range(slots) for e in range(ensemble)]
+        # Members in order (trial, slot, ensemble member); a unit is one (trial, slot): unit = trial * slots + slot.
+        self.units = len(population or [None]) * slots
+        self.member_units = [unit for unit in range(self.units) for _ in range(ensemble)]
+        self.member_slots = [unit % slots for unit in self.member_units]  # the data slot each member trains on
+        self.member_seeds = [base[unit % slots] + e for unit in range(self.units) for e in range(ensemble)]
         self.net = PackedMLP(
             self.member_seeds,
             input_dim,
             tasks.output_dim(task, num_classes),
             hidden_dims,
             activation,
-            dropout,
+            self.member_settings("dropout"),
             batch_norm,
             init,
         )
         self.criterion = tasks.make_loss(loss)
         self.member_criterion = tasks.make_loss(loss, reduction="none")
-        self.slot_evaluation = SlotEvaluation(self) if slots > 1 else None
+        self.slot_evaluation = SlotEvaluation(self) if self.units > 1 else None
+        self.diverged: dict[int, str] = {}  # population units stopped by a non-finite loss: why
         # One collection per stage; torchmetrics keeps their states apart. Every rank evaluates the whole
         # split (see TabularDataModule._eval_loader), so nothing needs synchronising across ranks.
         metrics = tasks.make_metrics(task, num_classes, sync_on_compute=False)
@@ -185,6 +196,16 @@ class MLPModule(pl.LightningModule):
     @property
     def members(self) -> int:
         return len(self.member_seeds)
+
+    def member_settings(self, name: str) -> list:
+        """Each member's value of one of MEMBER_SETTINGS: its trial's (population), else the module's own."""
+        trials, slots = self.hparams.population or [{}], self.hparams.slots
+        return [trials[unit // slots].get(name, self.hparams[name]) for unit in self.member_units]
+
+    def unit_settings(self, unit: int) -> dict:
+        """The hyperparameters of `unit` trained alone: its trial's settings, one slot, no population."""
+        trials = self.hparams.population or [{}]
+        return {**self.hparams, **trials[unit // self.hparams.slots], "slots": 1, "seeds": None, "population": None}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every member's logits: [K, B, out] for x [B, in] (shared) or [K, B, in] (one batch per member)."""
@@ -231,7 +252,9 @@ class MLPModule(pl.LightningModule):
         for x, y, counts in batches:
             losses = self.member_losses(self.net(x, counts), y, counts)
             if not self._finite_everywhere(losses):  # checked before the step, so a bad one is never taken
-                self._fail_non_finite(losses, optimizer, epoch["last"])
+                if self.hparams.population is None:
+                    self._fail_non_finite(losses, optimizer, epoch["last"])
+                losses = self._stop_diverged(losses)
             self._zero_grad(optimizer)
             objective = losses.sum()  # each member's gradient is its own loss's
             if self._l1 is not None:
@@ -294,6 +317,21 @@ class MLPModule(pl.LightningModule):
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         return finite
 
+    def _stop_diverged(self, losses: torch.Tensor) -> torch.Tensor:
+        """In a population a non-finite loss ends its unit only (a bad setting of one trial): the unit is
+        frozen before the step it would take, the others go on. Returns the losses with its rows zeroed."""
+        bad = ~torch.isfinite(losses)
+        for member in bad.nonzero().flatten().tolist():
+            unit = self.member_units[member]
+            if unit not in self.diverged:
+                self.diverged[unit] = (
+                    f"the training loss became {losses[member].item()} at epoch {self.current_epoch + 1}, "
+                    f"step {self.trainer.global_step + 1}"
+                )
+                self.slot_evaluation.stop(self, [unit], self.current_epoch)
+        self._any_frozen = True
+        return torch.where(bad, torch.zeros_like(losses), losses)
+
     def _fail_non_finite(self, losses: torch.Tensor, optimizer, last_loss: torch.Tensor | None) -> None:
         """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
         trainer = self.trainer
@@ -337,9 +375,11 @@ class MLPModule(pl.LightningModule):
         )
         self._lean = type(trainer.strategy) is SingleDeviceStrategy and scaler is None and not listening
         self._trained = [p for p in self.parameters() if p.requires_grad]
-        h = self.hparams
-        self._l1 = torch.full((self.members,), h.l1_penalty, device=self.device) if h.l1_penalty > 0 else None
-        self._clip = None if h.gradient_clip_val is None else torch.full((self.members,), h.gradient_clip_val)
+        l1, clip = self.member_settings("l1_penalty"), self.member_settings("gradient_clip_val")
+        self._l1 = torch.tensor(l1, device=self.device) if any(v > 0 for v in l1) else None
+        # a member without clipping among clipped ones is clipped to inf: its gradient is left exactly as it is
+        unclipped = all(v is None for v in clip)
+        self._clip = None if unclipped else torch.tensor([math.inf if v is None else v for v in clip])
         self.frozen = self.frozen.to(self.device)
 
     def check_devices(self, trainer: pl.Trainer) -> None:
@@ -470,16 +510,16 @@ class MLPModule(pl.LightningModule):
     def configure_optimizers(self):
         h = self.hparams
 
-        def each(value: float) -> list[float]:
-            return [float(value)] * self.members
+        def each(name: str) -> list[float]:
+            return [float(value) for value in self.member_settings(name)]
 
         # torch's algorithm, member by member, on the pack's one parameter tensor (see models/optim.py)
         optimizer = PackedOptimizer(
             self.net.flat,
             h.optimizer,
-            lr=each(h.lr),
-            weight_decay=each(h.weight_decay),
-            momentum=each(h.momentum if h.optimizer in ("sgd", "rmsprop") else 0.0),
+            lr=each("lr"),
+            weight_decay=each("weight_decay"),
+            momentum=each("momentum") if h.optimizer in ("sgd", "rmsprop") else [0.0] * self.members,
             nesterov=h.nesterov,
         )
         if h.scheduler is None:
@@ -499,3 +539,20 @@ class MLPModule(pl.LightningModule):
             )
             scheduler = sched.CosineAnnealingLR(optimizer, T_max=epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def _check_settings(where: str, values: dict, optimizer: str, nesterov: bool) -> None:
+    """The member settings' own rules (a module's, or one trial's of a population)."""
+    require(values["lr"] > 0, f"{where}.lr", values["lr"], "a number > 0")
+    require(values["weight_decay"] >= 0, f"{where}.weight_decay", values["weight_decay"], "a number >= 0")
+    require(values["momentum"] >= 0, f"{where}.momentum", values["momentum"], "a number >= 0")
+    require(0 <= values["dropout"] < 1, f"{where}.dropout", values["dropout"], "a probability in [0, 1)")
+    require(
+        not nesterov or (optimizer == "sgd" and values["momentum"] > 0),
+        f"{where}.nesterov",
+        nesterov,
+        "true only with optimizer sgd and momentum > 0",
+    )
+    require(values["l1_penalty"] >= 0, f"{where}.l1_penalty", values["l1_penalty"], "a number >= 0")
+    clip = values["gradient_clip_val"]
+    require(clip is None or clip > 0, f"{where}.gradient_clip_val", clip, "null (no clipping) or a number > 0")

@@ -24,7 +24,8 @@ ACTIVATION_FUNCTIONS = {
 
 
 class PackedMLP(nn.Module):
-    """`len(seeds)` members of `MLP(input_dim, output_dim, hidden_dims, activation, dropout, batch_norm, init)`.
+    """`len(seeds)` members of `MLP(input_dim, output_dim, hidden_dims, activation, dropout, batch_norm, init)`;
+    `dropout` is one probability or one per member.
 
     forward(x, counts): x is [K, B, in] (or [B, in], shared by every member); `counts` [K], when given, says
     how many leading rows of each member's batch are real (the rest is padding, ignored by batch norm).
@@ -37,7 +38,7 @@ class PackedMLP(nn.Module):
         output_dim: int,
         hidden_dims: list[int],
         activation: str = "relu",
-        dropout: float = 0.0,
+        dropout: float | list[float] = 0.0,
         batch_norm: bool = False,
         init: str = "default",
     ):
@@ -70,7 +71,8 @@ class PackedMLP(nn.Module):
             width = out
         assert offset == self.flat.shape[1]
         self.register_buffer("weight_mask", weight_mask, persistent=False)  # the L1 penalty's entries
-        self.register_buffer("dropout", torch.full((self.members,), float(dropout)))
+        rates = dropout if isinstance(dropout, list) else [dropout] * self.members  # one per member
+        self.register_buffer("dropout", torch.tensor(rates, dtype=torch.float32))
         self.generators = [torch.Generator().manual_seed(seed + 7919) for seed in seeds]  # dropout masks
         self.momentum = 0.1  # batch norm's running statistics, as nn.BatchNorm1d
         self.eps = 1e-5

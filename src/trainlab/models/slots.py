@@ -1,8 +1,9 @@
-"""A pack with several slots (the folds of a packed cross-validation): each slot is evaluated on its own
-splits, watched on its own monitored metric, stopped early on its own (its members are then frozen) and
-keeps its own best weights, as its fold's separate run would with Lightning's EarlyStopping and
-ModelCheckpoint. Nothing is logged through Lightning here: the per-slot values are kept for the callback
-that writes each slot's run directory (trainlab.callbacks.slots)."""
+"""A pack with several units (the folds of a packed cross-validation, the trials of a tuning population, or
+both: a unit is one (trial, slot)): each unit is evaluated on its slot's splits, watched on its own monitored
+metric, stopped early (or pruned) on its own (its members are then frozen) and keeps its own best weights, as
+its separate run would with Lightning's EarlyStopping and ModelCheckpoint. Nothing is logged through
+Lightning here: the per-unit values are kept for the callback that writes each unit's run directory
+(trainlab.callbacks.slots). In a packed cv units are slots; lists below indexed by "slot" are per unit."""
 
 import math
 
@@ -14,8 +15,9 @@ from trainlab import tasks
 class SlotEvaluation:
     def __init__(self, module):
         h = module.hparams
-        self.task, self.slots, self.ensemble = module.task, h.slots, h.ensemble
-        self.member_slots = torch.tensor(module.member_slots)
+        self.task, self.slots, self.ensemble = module.task, module.units, h.ensemble
+        self.member_slots = torch.tensor(module.member_units)  # each member's unit
+        self.data_slots = torch.tensor([unit % h.slots for unit in range(module.units)])  # each unit's data slot
         metrics = tasks.make_metrics(module.task, h.num_classes, sync_on_compute=False)
         self.metrics = {
             stage: [metrics.clone(prefix=f"{stage}/") for _ in range(self.slots)] for stage in ("val", "test")
@@ -42,9 +44,16 @@ class SlotEvaluation:
 
     # --- evaluation ---------------------------------------------------------------------------------
     def update(self, module, batch, stage: str) -> None:
-        x, y, counts = batch  # [S, B, ...], [S, B], [S]
-        slots = self.member_slots.to(x.device)
-        logits = module.net(x.index_select(0, slots), None)  # each member on its slot's rows
+        if len(batch) == 3:  # the data's slots: [S, B, ...], [S, B], [S]
+            x, y, counts = batch
+            logits = module.net(x.index_select(0, torch.tensor(module.member_slots, device=x.device)), None)
+            data_slots = self.data_slots.to(x.device)
+            y, counts = y.index_select(0, data_slots), counts.index_select(0, data_slots)  # per unit
+        else:  # one split that every unit shares (a population without folds): [B, ...], [B]
+            x, y = batch[0], batch[1]
+            logits = module.net(x, None)
+            y = y.expand(self.slots, *y.shape)
+            counts = torch.full((self.slots,), len(x), device=x.device)
         scores = tasks.metric_inputs(self.task, logits)
         if self.ensemble > 1:
             scores = scores.view(self.slots, self.ensemble, *scores.shape[1:]).mean(1)
@@ -152,6 +161,16 @@ class SlotEvaluation:
                     module.frozen |= (self.member_slots == slot).to(module.frozen.device)
         if improved:
             self._keep_best(module, improved)
+        if all(e is not None for e in self.stopped_epoch):
+            module.trainer.should_stop = True
+
+    def stop(self, module, units: list[int], epoch: int) -> None:
+        """Stop `units` after `epoch` (pruned, or diverged): their members are frozen from now on; the pack
+        stops when every unit has."""
+        for unit in units:
+            if self.stopped_epoch[unit] is None:
+                self.stopped_epoch[unit] = epoch
+                module.frozen |= (self.member_slots == unit).to(module.frozen.device)
         if all(e is not None for e in self.stopped_epoch):
             module.trainer.should_stop = True
 

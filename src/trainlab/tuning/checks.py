@@ -43,4 +43,15 @@ def check_search(config: TuneConfig) -> Search:
         check_folds(y, task, config.cv["folds"], task != "regression", "cv.folds")
     search = Search(config=config, metric=metric, direction=direction, max_epochs=cli.trainer.max_epochs)
     search.task = cli.datamodule.task
+    search.packable = packable(config, cli.model)
     return search
+
+
+def packable(config: TuneConfig, model) -> bool:
+    """Whether the trials can train as populations (tuning/population.py); else one fit per trial. Not yet:
+    cv inside tuning, a model other than MLPModule, ReduceLROnPlateau (it watches one validation loss)."""
+    from trainlab.models import MLPModule
+
+    schedulers = {model.hparams.get("scheduler")}
+    schedulers |= {v for p in config.space if p.key == "model.init_args.scheduler" for v in p.choices}
+    return config.cv is None and type(model) is MLPModule and "plateau" not in schedulers

@@ -11,12 +11,18 @@ def tune_main(argv: list[str]) -> int:
     parser = CommandParser(prog="trainlab tune", description=__doc__)
     parser.add_argument("-c", "--config", required=True, help="a tune config (see configs/tune/)")
     parser.add_argument("--workers", type=int, help="processes on this machine sharing the study")
+    parser.add_argument("--population", type=int, help="trials asked at once; same-shape ones train as one fit")
     parser.add_argument("--storage", help="an Optuna storage URL shared by machines (postgresql://...)")
     parser.add_argument("--n_trials", type=int, help="the study's total number of finished trials")
     parser.add_argument("--timeout", type=float, help="seconds after which this command starts no new trial")
     args = parser.parse_args(argv)
     config = load_tune_config(
-        args.config, workers=args.workers, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
+        args.config,
+        workers=args.workers,
+        population=args.population,
+        storage=args.storage,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
     )
     from trainlab.tuning.results import format_table, printed_columns
     from trainlab.tuning.search import run_search

@@ -7,6 +7,7 @@ would make the next append unreadable and the study unusable: it is dropped befo
 create Optuna's schema (PostgreSQL: "duplicate key ... pg_type_typname_nsp_index"): the loser retries.
 """
 
+import contextlib
 import os
 import random
 import time
@@ -25,7 +26,9 @@ def open_storage(config):
     if config.storage is None:
         config.study_dir.mkdir(parents=True, exist_ok=True)
         path = config.study_dir / "study.journal"
-        lock = optuna.storages.journal.JournalFileSymlinkLock(str(path))
+        drop_stale_lock(path)
+        # an absolute path: Optuna's lock is a symlink to it, and its grace period stats that link's target
+        lock = optuna.storages.journal.JournalFileSymlinkLock(str(path.absolute()))
         dropped = repair_journal(path, lock)
         if dropped:
             warnings.warn(f"{path}: dropped {dropped} torn record(s) left by a killed writer", TrainlabWarning, 2)
@@ -56,6 +59,27 @@ def _rdb(url: str):
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=30, grace_period=120, heartbeat_stale_trial_callback=retry
         )
+
+
+STALE_LOCK_SECONDS = 10.0  # a writer holds the journal's lock for milliseconds
+
+
+def drop_stale_lock(path: Path) -> None:
+    """Remove the journal's lock left by a writer killed while it held it: a lock older than
+    STALE_LOCK_SECONDS (a younger one is waited for). An earlier version's relative link pointed nowhere,
+    which made Optuna's own staleness check spin forever."""
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        try:
+            age = time.time() - os.lstat(lock).st_mtime
+        except FileNotFoundError:
+            return
+        if age > STALE_LOCK_SECONDS:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+                warnings.warn(f"{lock}: removed a lock left by a killed writer", TrainlabWarning, 3)
+            return
+        time.sleep(0.1)
 
 
 def repair_journal(path: Path, lock) -> int:

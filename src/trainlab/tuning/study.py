@@ -42,6 +42,7 @@ class Search:
     max_epochs: int
     task: str = "binary"
     deadline: float | None = None  # time.time() after which no trial starts
+    packable: bool = False  # whether trials may train as populations (see tuning/population.py)
 
     @property
     def target(self) -> int | None:
@@ -93,8 +94,9 @@ def make_sampler(config: TuneConfig, worker: int, trials_so_far: int):
         seed += zlib.crc32(f"{HOST}:{os.getpid()}".encode())
     seed %= 2**32
     if config.sampler == "tpe":
-        shared = config.workers > 1 or config.storage is not None  # others' running trials count as lies
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=shared)
+        # Trials running elsewhere (other workers, other machines, the rest of a population) count as lies.
+        liar = config.workers > 1 or config.storage is not None or config.population > 1
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=liar)
     return optuna.samplers.RandomSampler(seed=seed)  # for a grid, unused: its points are enqueued
 
 
@@ -149,14 +151,26 @@ def prepare_study(search: Search, storage):
         # Enqueued points are popped by one worker each: parallel workers never repeat a point. A creator
         # that died while enqueuing left some out: they are added now.
         present = {t.user_attrs.get("grid_point") for t in study.trials}
-        for index, point in enumerate(config.grid()):
+        grid = config.grid()
+        for index in grid_order(config):
             if index not in present:
-                study.enqueue_trial(point, user_attrs={"grid_point": index})
+                study.enqueue_trial(grid[index], user_attrs={"grid_point": index})
         study.set_user_attr("grid_enqueued", True)
     retry_dead_trials(study)
     if config.sampler == "grid":
         retry_failed_grid_points(study, config.grid())
     return study
+
+
+def grid_order(config: TuneConfig) -> list[int]:
+    """The order a grid's points are enqueued in: the grid's own, or for populations with the keys that
+    change shapes varying slowest, so that the trials asked together mostly share a shape (and a pack)."""
+    indices = list(range(len(config.grid())))
+    if config.population == 1:
+        return indices
+    from trainlab.tuning.population import shape_of
+
+    return sorted(indices, key=lambda index: shape_of(config, index))
 
 
 def retry_failed_grid_points(study, grid: list[dict]) -> list[int]:
@@ -239,7 +253,11 @@ def finished(study, search: Search) -> bool:
 
 def work(search: Search, worker: int = 0, on_trial=None) -> None:
     """One worker: run trials until the study has enough, the grid is done or the time is up."""
+    if search.packable and search.config.population > 1:
+        from trainlab.tuning.population import work_populations
 
+        work_populations(search, worker, on_trial)
+        return
     study = open_study(search, open_storage(search.config), worker)
     while not finished(study, search):
         retry_dead_trials(study)
@@ -250,22 +268,18 @@ def work(search: Search, worker: int = 0, on_trial=None) -> None:
             return  # another worker took the last grid point between our look and our take
 
 
-class GridTaken(Exception):
-    """A grid worker's new trial found no waiting point: it is marked a spare (failed) and the worker ends."""
-
-
-def objective(trial, search: Search) -> float:
-    import optuna
+def claim(trial) -> None:
+    """Record who runs the trial (host, process and its start), so that a dead worker's trial is retried."""
     import torch
 
-    config = search.config
-    if config.sampler == "grid" and "grid_point" not in trial.user_attrs:
-        trial.set_user_attr("spare", True)
-        raise GridTaken()
     trial.set_user_attr("host", HOST)
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("process_start", process_start(os.getpid()))
     trial.set_user_attr("threads", torch.get_num_threads())
+
+
+def suggest(trial, config: TuneConfig) -> dict:
+    """The trial's values, drawn by the sampler (or enqueued): dotted config key -> config value."""
     params = {}
     for p in config.space:
         if p.is_choice:
@@ -275,6 +289,22 @@ def objective(trial, search: Search) -> float:
         else:
             held = trial.suggest_float(p.key, p.low, p.high, step=p.step, log=p.log)
         params[p.key] = p.decode(held)
+    return params
+
+
+class GridTaken(Exception):
+    """A grid worker's new trial found no waiting point: it is marked a spare (failed) and the worker ends."""
+
+
+def objective(trial, search: Search) -> float:
+    import optuna
+
+    config = search.config
+    if config.sampler == "grid" and "grid_point" not in trial.user_attrs:
+        trial.set_user_attr("spare", True)
+        raise GridTaken()
+    claim(trial)
+    params = suggest(trial, config)
     run_dir = trial_dir(config, trial.number)
     trial.set_user_attr("run_dir", str(run_dir))
     from trainlab.workers import device_overrides

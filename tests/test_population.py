@@ -1,0 +1,169 @@
+"""Tuning by populations: same-shape trials trained as one packed fit, equal to their own fits, pruned member
+by member, resumed after a kill (real Optuna studies over real fits of the seed data, a few epochs)."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, config, run_cli
+from trainlab.errors import UserError
+from trainlab.models import MLPModule
+from trainlab.reporting.report import read_curves
+from trainlab.tuning.config import load_tune_config
+
+STUDY = Path("lightning_logs/tune")
+SMALL = {"trainer.max_epochs": 6, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
+
+
+def tune_config(name: str, space: dict, **settings) -> str:
+    path = Path(f"{name}.yaml")
+    body = {"base": config("seed"), "metric": "val/loss", "overrides": SMALL, "space": space, **settings}
+    path.write_text(yaml.safe_dump(body))
+    return str(path)
+
+
+def leaderboard(name: str) -> list[dict]:
+    with open(STUDY / name / "leaderboard.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def load_study(name: str):
+    backend = optuna.storages.journal.JournalFileBackend(str(STUDY / name / "study.journal"))
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+
+
+def by_values(rows: list[dict], keys: list[str]) -> dict:
+    return {tuple(row[k] for k in keys): row for row in rows}
+
+
+def test_a_packed_grid_gives_each_trial_the_value_of_its_own_fit():
+    space = {
+        "model.init_args.lr": [0.05, 0.005],
+        "model.init_args.dropout": [0.0, 0.3],
+        "model.init_args.weight_decay": [0.0, 0.01],
+        "model.init_args.hidden_dims": [[8], [6, 4]],  # a shape key: two packs
+    }
+    overrides = {**SMALL, "run.test_after_fit": True, "model.init_args.gradient_clip_val": 0.5}
+    packed = tune_config("packed", space, sampler="grid", population=8, overrides=overrides)
+    alone = tune_config("alone", space, sampler="grid", population=1, overrides=overrides)
+    assert run_cli("tune", "-c", packed) == 0
+    assert run_cli("tune", "-c", alone) == 0
+    keys = ["lr", "dropout", "weight_decay", "hidden_dims"]
+    packed_rows, alone_rows = by_values(leaderboard("packed"), keys), by_values(leaderboard("alone"), keys)
+    assert len(packed_rows) == len(alone_rows) == 16
+    for point, row in packed_rows.items():
+        assert row["state"] == alone_rows[point]["state"] == "COMPLETE"
+        for key in ("val/loss", "test/loss", "test/accuracy"):
+            assert float(row[key]) == pytest.approx(float(alone_rows[point][key]), abs=1e-4), (point, key)
+        assert row["epochs"] == alone_rows[point]["epochs"] == "6"
+    trials = load_study("packed").trials
+    assert sorted(len(t.user_attrs["population"]) for t in trials) == [8] * 16  # a pack per shape (grid order)
+    for trial in trials:  # each trial keeps a run directory of its own, as one fit would leave it
+        folder = Path(trial.user_attrs["run_dir"])
+        saved = yaml.safe_load((folder / "config.yaml").read_text())["model"]["init_args"]
+        assert (saved["lr"], saved["dropout"], saved["population"]) == (
+            trial.params["model.init_args.lr"],
+            trial.params["model.init_args.dropout"],
+            None,
+        )
+        assert min(read_curves(folder)["val/loss"][1]) == pytest.approx(trial.value, rel=1e-6)
+        assert (folder / "metrics.json").exists() and (folder / "checkpoints" / "model.ckpt").exists()
+    assert (STUDY / "packed" / "best_config.yaml").exists()
+
+
+def test_a_random_search_packs_and_prunes_members_that_then_stop_updating():
+    space = {"model.init_args.lr": {"low": 1e-5, "high": 0.3, "log": True}}
+    path = tune_config(
+        "prune", space, sampler="random", n_trials=8, population=8, pruner="hyperband",
+        overrides={**SMALL, "trainer.max_epochs": 8},
+    )  # fmt: skip
+    assert run_cli("tune", "-c", path) == 0
+    trials = load_study("prune").trials
+    assert len(trials) == 8 and len({tuple(t.user_attrs["population"]) for t in trials}) == 1  # one pack
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and any(t.state.name == "COMPLETE" for t in trials)
+    for trial in pruned:  # pruned after the epochs it ran; its saved weights are those it stopped with
+        epochs = trial.user_attrs["epochs"]
+        assert 1 <= epochs < 8 and max(trial.intermediate_values) == epochs - 1
+        curve = read_curves(Path(trial.user_attrs["run_dir"]))["val/loss"]
+        assert curve[0] == list(range(1, epochs + 1))
+        saved = torch.load(Path(trial.user_attrs["run_dir"]) / "checkpoints/model.ckpt", weights_only=True)
+        assert saved["epoch"] == epochs - 1
+    rows = leaderboard("prune")
+    assert [r["state"] for r in rows].count("PRUNED") == len(pruned)
+
+
+def test_a_frozen_member_keeps_its_weights_while_the_others_train():
+    module = MLPModule(2, "binary", hidden_dims=[4], population=[{"lr": 0.1}, {"lr": 0.01, "dropout": 0.2}])
+    module.frozen = torch.tensor([True, False])
+    optimizer = module.configure_optimizers()
+    before = module.net.flat.detach().clone()
+    x, y = torch.randn(2, 16, 2), torch.randint(0, 2, (2, 16)).float()
+    module.net.train()
+    module.member_losses(module.net(x), y, None).sum().backward()
+    optimizer.active = (~module.frozen).nonzero().flatten().tolist()
+    optimizer.step()
+    assert torch.equal(module.net.flat[0], before[0])
+    assert not torch.equal(module.net.flat[1], before[1])
+    assert optimizer.member_lr == [0.1, 0.01] and module.net.dropout.tolist() == pytest.approx([0.0, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [(0, "population"), (2.5, "population"), ("many", "population")],
+)
+def test_a_bad_population_is_refused_in_one_line(value, named):
+    path = tune_config("bad", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", population=value)
+    with pytest.raises(UserError, match=f"^{named}=.*integer >= 1"):
+        load_tune_config(path)
+
+
+def test_a_bad_member_setting_is_refused_naming_its_trial():
+    with pytest.raises(UserError, match=r"population\[1\]\.lr"):
+        MLPModule(2, "binary", population=[{"lr": 0.1}, {"lr": -1.0}])
+    with pytest.raises(UserError, match=r"population\[0\]\.hidden_dims"):
+        MLPModule(2, "binary", population=[{"hidden_dims": [3]}])
+
+
+def test_a_diverging_member_is_pruned_alone_with_the_reason():
+    path = tune_config("diverge", {"model.init_args.lr": [1.0e6, 0.01]}, sampler="grid", population=2,
+                       overrides={**SMALL, "model.init_args.optimizer": "sgd"})  # fmt: skip
+    assert run_cli("tune", "-c", path) == 0
+    rows = {float(r["lr"]): r for r in leaderboard("diverge")}
+    assert rows[0.01]["state"] == "COMPLETE" and rows[0.01]["epochs"] == "6"
+    assert rows[1.0e6]["state"] == "PRUNED" and rows[1.0e6]["note"].startswith("diverged:")
+
+
+@pytest.mark.slow
+def test_a_kill_in_the_middle_of_a_population_resumes_without_a_lost_or_repeated_trial():
+    space = {"model.init_args.lr": [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003]}
+    overrides = {**SMALL, "trainer.max_epochs": 60, "run.last_checkpoint_every": 0}
+    path = tune_config("killed", space, sampler="grid", population=3, overrides=overrides)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "trainlab", "tune", "-c", path]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    packs = STUDY / "killed" / "packs"
+    deadline = time.monotonic() + 300
+    while not any(packs.glob("*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the first population is training
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    running = [t for t in load_study("killed").trials if t.state.name == "RUNNING"]
+    assert len(running) == 3
+
+    assert run_cli("tune", "-c", path) == 0
+    trials = load_study("killed").trials
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["model.init_args.lr"] for t in done) == sorted(space["model.init_args.lr"])
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert sorted(t.number for t in failed) == sorted(t.number for t in running)  # the killed ones, retried
+    assert {t.user_attrs.get("retry_of") for t in done} >= {t.number for t in running}
