@@ -18,7 +18,6 @@ from trainlab.callbacks import EpochSummary
 from trainlab.callbacks.doctor import TrainingDoctor
 from trainlab.data.arrays import ArrayDataModule
 from trainlab.data.table import Encoder
-from trainlab.diagnosis import diagnose
 from trainlab.models import MLPModule
 
 
@@ -66,19 +65,6 @@ class WeightedMLPModule(MLPModule):
             return losses.mean(1)
         real = torch.arange(rows, device=y.device) < counts[:, None]
         return (losses * real).sum(1) / counts.clamp(min=1)
-
-
-class MemoryDoctor(TrainingDoctor):
-    """The training doctor with its verdict kept in `diagnosis` only: no diagnosis.json, nothing printed."""
-
-    def _conclude(self, trainer, pl_module, non_finite):
-        context = {
-            "baseline_loss": self.baseline_loss,
-            "early_stopping": self.early_stopping,
-            "non_finite": non_finite,
-            "hparams": dict(pl_module.hparams),
-        }
-        self.diagnosis = {**diagnose(self.history, context, self.thresholds), "warnings": self.warnings}
 
 
 class BestWeights(pl.Callback):
@@ -131,7 +117,7 @@ def fit_arrays(
     module = module_class(datamodule.num_features, task, num_classes, seeds=[seed], **model)
     # val/loss (the monitor) every epoch; the full set of validation metrics once, at the end
     module.log_val_metrics(every=max_epochs, always=["val/loss"])
-    doctor = MemoryDoctor(monitor="val/loss", early_stopping=patience is not None, verbose=False)
+    doctor = TrainingDoctor(monitor="val/loss", early_stopping=patience is not None, verbose=False, write=False)
     callbacks = [doctor]
     best = None
     if patience is not None:

@@ -28,9 +28,11 @@ class TrainingDoctor(pl.Callback):
         monitor: str = "val/loss",
         early_stopping: bool = False,
         verbose: bool = True,
+        write: bool = True,
     ):
         self.thresholds = thresholds or DoctorOptions()
-        self.verbose = verbose  # print the verdict (diagnosis.json is written either way)
+        self.verbose = verbose  # print the verdict
+        self.write = write  # write diagnosis.json into the run directory (else the verdict stays in .diagnosis)
         self.monitor = monitor
         self.early_stopping = early_stopping
         self.diagnosis: dict | None = None
@@ -43,7 +45,7 @@ class TrainingDoctor(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         if stage == "fit":  # before a checkpoint's state is loaded into it
             self.history = History()
-            self.path = run_dir(trainer) / "diagnosis.json"  # every rank, now: log_dir is a collective
+            self.path = run_dir(trainer) / "diagnosis.json" if self.write else None  # every rank: a collective
 
     def state_dict(self) -> dict:
         return {"history": vars(self.history)} if hasattr(self, "history") else {}
@@ -59,6 +61,7 @@ class TrainingDoctor(pl.Callback):
         self._weights_at_epoch_start: list[torch.Tensor] = []
         self._grads: dict[str, float] = {}
         self._validated = False
+        self.initial_weight_norm = float(pl_module.net.flat.detach().norm())
         data = trainer.datamodule
         self.baseline_loss = None
         if data is not None and "train" in getattr(data, "splits", {}):
@@ -134,10 +137,18 @@ class TrainingDoctor(pl.Callback):
             "non_finite": non_finite,
             "hparams": dict(pl_module.hparams),
         }
+        data = trainer.datamodule
+        if non_finite is None and data is not None and getattr(data, "splits", None):
+            context["dead_fraction"] = dead_relu_fraction(pl_module, data.splits["train"][0])
+            context["classes"] = rare_class(pl_module, data, self.monitor)
+            context["weight_norm_ratio"] = float(pl_module.net.flat.detach().norm()) / max(
+                self.initial_weight_norm, 1e-12
+            )
         self.diagnosis = {**diagnose(self.history, context, self.thresholds), "warnings": self.warnings}
         if not trainer.is_global_zero:
             return
-        write_json_atomic(self.path, {**self.diagnosis, "history": vars(self.history)})
+        if self.path is not None:
+            write_json_atomic(self.path, {**self.diagnosis, "history": vars(self.history)})
         if not self.verbose:
             return
         lines = [f"Diagnosis: {self.diagnosis['verdict']}"]
@@ -152,6 +163,50 @@ class StepwiseDoctor(TrainingDoctor):
         if trainer.logger is not None:
             norm = float(global_grad_norm(pl_module))
             trainer.logger.log_metrics({"grad_norm_step/global": norm}, step=trainer.global_step)
+
+
+def dead_relu_fraction(pl_module, X: torch.Tensor, rows: int = 4096) -> float | None:
+    """The share of hidden ReLU units (every member's) that no training sample (up to `rows` of them)
+    activates: a dead unit passes no gradient and never recovers. None for other activations."""
+    if pl_module.hparams.activation != "relu" or not pl_module.hparams.hidden_dims:
+        return None
+    net, alive = pl_module.net, []
+    original = net.activation
+
+    def watched(h: torch.Tensor) -> torch.Tensor:  # h: [members, rows, units], before the activation
+        alive.append((h > 0).any(dim=1))
+        return original(h)
+
+    was_training = net.training
+    net.eval()
+    net.activation = watched
+    try:
+        with torch.inference_mode():
+            net(X[:rows].to(pl_module.device))
+    finally:
+        net.activation = original
+        net.train(was_training)
+    return float(1 - torch.cat(alive, dim=-1).float().mean())
+
+
+def rare_class(pl_module, data, monitor: str) -> dict | None:
+    """For classification: the rarest class's share of the commonest's in the training split and its recall
+    on the validated split (what accuracy hides when classes are imbalanced)."""
+    from trainlab.callbacks.scoring import score_split
+
+    if pl_module.task == "regression":
+        return None
+    counts = torch.bincount(data.splits["train"][1].long(), minlength=data.num_classes)
+    rarest = int(counts.argmin())
+    scored = score_split(data, pl_module, data.validation_split)
+    mask = scored.y.astype(int) == rarest
+    recall = float((scored.predicted[mask] == rarest).mean()) if mask.any() else None
+    share = float(counts.min() / counts.max().clamp_min(1))
+    return (
+        {"rarest": rarest, "rarest_share": share, "rarest_recall": recall, "monitor": monitor}
+        if recall is not None
+        else None
+    )
 
 
 def global_grad_norm(pl_module) -> torch.Tensor:

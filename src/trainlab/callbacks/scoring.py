@@ -36,12 +36,13 @@ class TestScores(pl.Callback):
 
     def scored(self, trainer, pl_module) -> Scored:
         if self._scored is None:
-            self._scored = score_test_split(trainer.datamodule, pl_module)
+            self._scored = score_split(trainer.datamodule, pl_module, "test")
         return self._scored
 
 
-def score_test_split(data, module) -> Scored:
-    X, y = data.splits["test"]
+def score_split(data, module, split: str) -> Scored:
+    """The module's scores on one of the data's splits, in slices of its eval_batch_size."""
+    X, y = data.splits[split]
     step = getattr(data, "eval_batch_size", len(y)) or len(y)
     was_training = module.training
     module.eval()
