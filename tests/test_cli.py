@@ -266,9 +266,20 @@ def test_every_lightning_command_ends_by_naming_its_outputs(capsys):
     files = f"metrics.json, diagnosis.json, checkpoints/{best}, checkpoints/last.ckpt"
     assert last_line == f"trainlab: outputs in {run}: {files}"
     assert run_cli("predict", *args, "--ckpt_path", run / "checkpoints" / "last.ckpt") == 0
-    predicted = run_dirs("seed")[-1]
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last_line == f"trainlab: outputs in {predicted}: predictions.csv"
+    assert last_line == f"trainlab: outputs in {run / 'predict' / 'version_0'}: predictions.csv"
+
+
+def test_evaluations_of_a_fits_checkpoint_write_inside_that_fit(capsys):
+    """lightning_logs/<name>/version_N stay fits: `trainlab report lightning_logs/<name>/version_*` reports them."""
+    args = ["-c", config("seed"), "--trainer.max_epochs", "2", *QUIET]
+    assert run_cli("fit", *args) == 0
+    (run,) = run_dirs("seed")
+    for command in ("test", "validate", "predict", "test"):
+        assert run_cli(command, *args, "--ckpt_path", run / "checkpoints" / "last.ckpt") == 0
+    assert run_dirs("seed") == [run]
+    assert (run / "test" / "version_1" / "metrics.json").exists() and (run / "predict" / "version_0").is_dir()
+    assert run_cli("report", *run_dirs("seed")) == 0
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,23 @@ class TrainlabCLI(LightningCLI):
         if ckpt_path is not None:
             self.checkpoint = check_checkpoint(ckpt_path, set(inspect.signature(MLPModule.__init__).parameters))
             self._check_overrides_keep_the_checkpoint(subcommand, args or [])
+            if subcommand in ("validate", "test", "predict"):
+                self._write_inside_the_fit(subcommand, Path(ckpt_path), args or [])
+
+    def _write_inside_the_fit(self, subcommand: str, ckpt_path: Path, args: list[str]) -> None:
+        """An evaluation of a fit's checkpoint writes inside that fit's run directory, in
+        <fit>/<command>/version_N, so that lightning_logs/<name>/version_N stay fits (and `trainlab report
+        lightning_logs/<name>/version_*` reports fits). A logger directory given on the command line wins."""
+        fit_dir = ckpt_path.parent.parent
+        if ckpt_path.parent.name != "checkpoints" or not (fit_dir / "config.yaml").exists():
+            return
+        if any(re.match(r"--trainer\.logger\.init_args\.(save_dir|name|version)\b", str(a)) for a in args):
+            return
+        logger = self.config[subcommand]["trainer"].get("logger")
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or not {"save_dir", "name", "version"} <= set(vars(init_args)):
+            return
+        init_args.save_dir, init_args.name, init_args.version = str(fit_dir), subcommand, None
 
     def _check_overrides_keep_the_checkpoint(self, subcommand: str, args: list[str]) -> None:
         """Lightning builds a checkpoint's model from the checkpoint's own hyperparameters: a model value given on
