@@ -6,9 +6,14 @@
 (B) workers: the same random search run by 1 worker and by 2 workers sharing the study, interleaved and
     repeated: finished trials per minute of search (from the first trial's start to the last one's end).
     Target: 2 workers >= 1.6x.
+(C) packed: today's path (population 1: one fit per trial) and populations (the default population: same-
+    shape trials asked together train as one packed fit) side by side, interleaved: the 54-point grid (same
+    best within 0.002 in at most a quarter of the wall time), TPE + Hyperband with 30 trials per seed (median
+    gap to the grid's best at most 0.005 in at most a third of the wall time), and the whole commands
+    `trainlab tune -c configs/tune/lr_challenge.yaml` against `trainlab fit -c configs/seed.yaml` (at most 1x).
 
-    .venv/bin/python benchmarks/tuning.py                 # both parts, writes results/tuning.{md,json}
-    .venv/bin/python benchmarks/tuning.py --seeds 3 --repeats 3
+    .venv/bin/python benchmarks/tuning.py                 # all parts, writes results/tuning.{md,json}
+    .venv/bin/python benchmarks/tuning.py --part packed --seeds 5 --repeats 3
 """
 
 import argparse
@@ -18,6 +23,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,13 +36,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 from trainlab.tuning.command import tune_main  # noqa: E402
+from trainlab.tuning.config import DEFAULT_POPULATION  # noqa: E402
 
 SPACE = {
     "model.init_args.lr": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
     "model.init_args.hidden_dims": [[32], [64, 32], [128, 64]],
     "model.init_args.dropout": [0.0, 0.2, 0.4],
 }
-PARTS = ("search", "workers")
+PARTS = ("search", "workers", "packed")
+COLUMNS = {"per_trial": 1, "packed": DEFAULT_POPULATION}  # the population of each column
 PRUNER = {"min_resource": 3}  # no verdict before 3 epochs: the first epochs' losses say little
 OVERRIDES = {"trainer.max_epochs": 40, "run.early_stopping": None, "run.test_after_fit": False}
 
@@ -101,6 +109,83 @@ def workers_part(folder: Path, repeats: int, n_trials: int) -> dict:
     return {"trials_per_minute": {str(k): v for k, v in rates.items()}, "ratio": ratios}
 
 
+def timed_study(folder: Path, name: str, **settings) -> tuple[optuna.Study, float]:
+    started = time.perf_counter()
+    study = run_study(folder, name, **settings)
+    return study, time.perf_counter() - started
+
+
+def packed_part(folder: Path, seeds: int, n_trials: int, repeats: int) -> dict:
+    """Today's path and populations side by side: the grid, TPE per seed, and the lr challenge's command."""
+    result = {"population": DEFAULT_POPULATION, "grid": {}, "tpe": [], "commands": {"fit": [], "tune": []}}
+    for column, population in COLUMNS.items():
+        study, seconds = timed_study(folder, f"grid_{column}", sampler="grid", population=population)
+        result["grid"][column] = {"seconds": seconds, "best": study.best_value, "epochs": epochs(study)}
+        print(f"grid, {column}: {result['grid'][column]}", flush=True)
+    best = result["grid"]["per_trial"]["best"]
+    for seed in range(seeds):
+        row = {"seed": seed}
+        for column, population in COLUMNS.items():
+            study, seconds = timed_study(
+                folder, f"tpe{seed}_{column}", sampler="tpe", pruner="hyperband", pruner_options=PRUNER,
+                seed=seed, n_trials=n_trials, population=population,
+            )  # fmt: skip
+            row[column] = {
+                "seconds": seconds,
+                "best": study.best_value,
+                "gap": study.best_value - best,
+                "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+                "epochs": epochs(study),
+            }
+        result["tpe"].append(row)
+        print(f"tpe seed {seed}: {row}", flush=True)
+    lr_challenge = REPO / "configs/tune/lr_challenge.yaml"
+    commands = {"fit": ["fit", "-c", str(REPO / "configs/seed.yaml")], "tune": ["tune", "-c", str(lr_challenge)]}
+    for repeat in range(repeats):  # whole commands, imports included, each in a fresh directory
+        for name, args in commands.items():
+            where = folder / f"command_{name}_{repeat}"
+            where.mkdir()
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "trainlab", *args], cwd=where, check=True, capture_output=True)
+            result["commands"][name].append(time.perf_counter() - started)
+        print(f"commands, repeat {repeat}: {[v[-1] for v in result['commands'].values()]}", flush=True)
+    return result
+
+
+def packed_markdown(packed: dict) -> list[str]:
+    grid, tpe, commands = packed["grid"], packed["tpe"], packed["commands"]
+    ratio = grid["packed"]["seconds"] / grid["per_trial"]["seconds"]
+    lines = [
+        "",
+        f"Packed (`{packed['command']}`): one fit per trial (population 1, today's path) against populations "
+        f"(population {packed['population']}), side by side in one run.",
+        "",
+        "| study | per trial: seconds | packed: seconds | packed / per trial | per trial: best | packed: best |",
+        "|---|---|---|---|---|---|",
+        f"| grid, 54 points | {grid['per_trial']['seconds']:.1f} | {grid['packed']['seconds']:.1f} | {ratio:.3f} | "
+        f"{grid['per_trial']['best']:.4f} | {grid['packed']['best']:.4f} |",
+    ]
+    for row in tpe:
+        a, b = row["per_trial"], row["packed"]
+        lines.append(
+            f"| TPE + Hyperband, 30 trials, seed {row['seed']} ({a['pruned']} / {b['pruned']} pruned) | "
+            f"{a['seconds']:.1f} | {b['seconds']:.1f} | {b['seconds'] / a['seconds']:.3f} | "
+            f"{a['best']:.4f} | {b['best']:.4f} |"
+        )
+    tpe_ratios = [row["packed"]["seconds"] / row["per_trial"]["seconds"] for row in tpe]
+    command_ratios = [t / f for f, t in zip(commands["fit"], commands["tune"], strict=True)]
+    lines += [
+        "",
+        f"Grid: best {grid['packed']['best']:.4f} packed, {grid['per_trial']['best']:.4f} per trial "
+        f"(difference {abs(grid['packed']['best'] - grid['per_trial']['best']):.2g}); wall time ratio {ratio:.3f}.",
+        f"TPE gap to the grid's best (min / median / max): per trial {spread([r['per_trial']['gap'] for r in tpe])}, "
+        f"packed {spread([r['packed']['gap'] for r in tpe])}; packed / per-trial wall time {spread(tpe_ratios)}.",
+        f"`trainlab tune -c configs/tune/lr_challenge.yaml` {spread(commands['tune'])} s against "
+        f"`trainlab fit -c configs/seed.yaml` {spread(commands['fit'])} s; tune / fit {spread(command_ratios)}.",
+    ]
+    return lines
+
+
 def spread(values) -> str:
     return f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}"
 
@@ -138,6 +223,8 @@ def markdown(results) -> str:
     for key, values in w["trials_per_minute"].items():
         lines.append(f"| {key} | {spread(values)} |")
     lines += ["", f"2 workers / 1 worker (min / median / max over repeats): {spread(w['ratio'])}."]
+    if "packed" in results:
+        lines += packed_markdown(results["packed"])
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +234,7 @@ def main():
     parser.add_argument("--tpe_trials", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the 1- vs 2-worker comparison")
     parser.add_argument("--worker_trials", type=int, default=12)
-    parser.add_argument("--part", choices=["all", "search", "workers"], default="all")
+    parser.add_argument("--part", choices=["all", *PARTS], default="all")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     results = {
@@ -168,6 +255,9 @@ def main():
             if args.part in ("all", "workers"):
                 results["workers"] = workers_part(Path(folder), args.repeats, args.worker_trials)
                 results["workers"]["command"] = results["command"]
+            if args.part in ("all", "packed"):
+                results["packed"] = packed_part(Path(folder), args.seeds, args.tpe_trials, args.repeats)
+                results["packed"]["command"] = results["command"]
         finally:
             os.chdir(previous)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,9 @@ with the fixed overrides, chooses on a validation split, and builds again with e
 take at its ends (each choice, each range's low and high), so that a bad key or value fails now, not in
 trial 17."""
 
-from trainlab.errors import require
+from trainlab.errors import UserError, require
 from trainlab.tuning.config import TuneConfig
+from trainlab.tuning.population import PACKABLE
 from trainlab.tuning.study import Search, fit_overrides
 
 
@@ -30,9 +31,13 @@ def check_search(config: TuneConfig) -> Search:
         "a multi-device trainer",
         "one device per trial (trials run in-process); run trials side by side with --workers instead",
     )
-    build_config(config.base, fit_overrides(config, metric, {}), f"metric {metric} with mode {config.mode}")
     direction = "maximize" if natural_mode(metric) == "max" else "minimize"
+    members = packable(config, cli.model) and _check_members_at_once(config, metric)
+    if not members:
+        build_config(config.base, fit_overrides(config, metric, {}), f"metric {metric} with mode {config.mode}")
     for param in config.space:
+        if members and param.key in PACKABLE:
+            continue
         for value in param.extremes():
             build_config(config.base, fit_overrides(config, metric, {param.key: value}), f"space.{param.key}={value!r}")
     if config.cv is not None:
@@ -45,6 +50,20 @@ def check_search(config: TuneConfig) -> Search:
     search.task = cli.datamodule.task
     search.packable = packable(config, cli.model)
     return search
+
+
+def _check_members_at_once(config: TuneConfig, metric: str) -> bool:
+    """Whether one build with the metric and a population holding every extreme of the member settings
+    (lr, dropout, ...) passes: each config build costs about half a second. False: check one by one (which
+    names the bad value as the space gives it)."""
+    from trainlab.lightning_cli import build_config
+
+    extremes = [{PACKABLE[p.key]: value} for p in config.space if p.key in PACKABLE for value in p.extremes()]
+    try:
+        build_config(config.base, fit_overrides(config, metric, {"model.init_args.population": extremes or None}), "")
+    except UserError:
+        return False
+    return True
 
 
 def packable(config: TuneConfig, model) -> bool:
