@@ -41,7 +41,7 @@ def test_fit_then_test_then_predict(name):
 
     assert run_cli("test", "-c", config(name), "--ckpt_path", best, *QUIET) == 0
     assert run_cli("predict", "-c", config(name), "--ckpt_path", best, *QUIET) == 0
-    _, test_dir, predict_dir = run_dirs(name)
+    test_dir, predict_dir = fit_dir / "test" / "version_0", fit_dir / "predict" / "version_0"  # inside the fit
     metrics = read_json(test_dir / "metrics.json")
     assert set(metrics) == expected
     predictions = read_predictions(predict_dir / "predictions.csv")
@@ -89,7 +89,7 @@ def test_validate_logs_every_validation_metric(capsys):
     assert run_cli("fit", "-c", config("seed"), *SHORT) == 0
     (fit_run,) = run_dirs("seed")
     assert run_cli("validate", "-c", config("seed"), "--ckpt_path", fit_run / "checkpoints" / "last.ckpt", *QUIET) == 0
-    _, validate_run = run_dirs("seed")
+    validate_run = fit_run / "validate" / "version_0"
     assert {"val/loss", "val/accuracy", "val/precision", "val/recall", "val/f1", "val/auroc"} <= set(
         scalars(validate_run)
     )
@@ -147,10 +147,10 @@ def test_best_checkpoint_follows_the_monitored_metric_and_mode():
     assert len(per_epoch) == 6
     assert {"train/loss", "val/loss", "val/f1", "val/auroc"} <= set(logged)
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("BestCheckpoint")]
     assert state["monitor"] == "val/accuracy"
     assert float(state["best_model_score"]) == pytest.approx(max(per_epoch))  # mode auto: max for accuracy
-    best_epoch = per_epoch.index(max(per_epoch))
+    best_epoch = per_epoch.index(max(per_epoch)) + 1  # counted from 1, as the summary lines and report count
     assert Path(state["best_model_path"]).name == f"best-epoch{best_epoch:03d}.ckpt"
 
 

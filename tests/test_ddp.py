@@ -97,6 +97,7 @@ def test_test_and_predict_under_ddp_match_one_process():
     for command in ("test", "predict"):
         run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt)
         run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt, *DDP)
-    _, test_one, test_two, predict_one, predict_two = run_dirs("default")  # in the order they ran
+    test_one, test_two = sorted((fit_run / "test").glob("version_*"))  # inside the fit, in the order they ran
+    predict_one, predict_two = sorted((fit_run / "predict").glob("version_*"))
     assert read_json(test_two / "metrics.json") == pytest.approx(read_json(test_one / "metrics.json"), abs=1e-6)
     assert (predict_two / "predictions.csv").read_text() == (predict_one / "predictions.csv").read_text()

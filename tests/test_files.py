@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import trainlab
-from conftest import QUIET, REPO, config, run_cli, run_dirs
+from conftest import QUIET, REPO, config, run_cli
 from trainlab.data import BundledDataModule, FileDataModule
 
 COLUMNS = ["x1", "x2", "colour", "label"]
@@ -106,7 +106,7 @@ def test_csv_round_trip_through_a_checkpoint_and_a_new_file_in_a_fresh_process()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    with open(run_dirs("csv")[-1] / "predictions.csv", newline="") as f:
+    with open(result.run_dir / "predict" / "version_0" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["dataset_index"]) for r in rows] == list(range(40))  # one per input row, in order
     assert {r["prediction"] for r in rows} <= {"yes", "no"} and all(r["target"] == "" for r in rows)

@@ -48,7 +48,7 @@ def test_figures_show_what_predictions_csv_says():
     (run,) = run_dirs("default")
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     assert run_cli("predict", "-c", config("default"), "--ckpt_path", best, *LEAN) == 0
-    predictions = read_csv(run_dirs("default")[-1] / "predictions.csv")
+    predictions = read_csv(run / "predict" / "version_0" / "predictions.csv")
     y, p, predicted = predictions["target"], predictions["probability"], predictions["prediction"]
     # the confusion matrix figure annotates sklearn's counts
     matrix = skm.confusion_matrix(y, predicted)

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from trainlab import tasks
 from trainlab.callbacks import (
+    BestCheckpoint,
     DiscardOnBadInput,
     EarlyStopNotice,
     EpochProgressBar,
@@ -208,7 +209,7 @@ class TrainlabCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())
         if trainer.get("enable_checkpointing") is not False:
-            best = ModelCheckpoint(
+            best = BestCheckpoint(
                 monitor=run.monitor, mode=mode, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False
             )
             last = LastCheckpoint(every=run.last_checkpoint_every)

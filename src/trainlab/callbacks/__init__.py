@@ -1,4 +1,5 @@
 from trainlab.callbacks.outputs import (
+    BestCheckpoint,
     DiscardOnBadInput,
     EarlyStopNotice,
     EpochSummary,
@@ -10,6 +11,7 @@ from trainlab.callbacks.outputs import (
 from trainlab.callbacks.progress import EpochProgressBar
 
 __all__ = [
+    "BestCheckpoint",
     "DiscardOnBadInput",
     "EarlyStopNotice",
     "EpochProgressBar",

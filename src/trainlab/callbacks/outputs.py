@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback, Checkpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, Checkpoint, ModelCheckpoint
 
 from trainlab import tasks
 from trainlab.io import write_json_atomic, write_text_atomic
@@ -145,12 +145,22 @@ class EarlyStopNotice(Callback):
             return
         stop, best = stops[0], trainer.checkpoint_callback
         found = re.search(r"best-epoch(\d+)", Path(getattr(best, "best_model_path", "") or "").name)
-        at = f" at epoch {int(found.group(1)) + 1}" if found else ""
+        at = f" at epoch {int(found.group(1))}" if found else ""
         console_print(
             trainer,
             f"Early stopping at epoch {stop.stopped_epoch + 1}: {stop.monitor} did not improve for {stop.patience} "
             f"epochs; best {float(stop.best_score):.4f}{at}",
         )
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, with the epoch in file names counted from 1 as everywhere a person reads
+    one (summary lines, the report, the doctor): best-epoch150.ckpt is the 150th epoch, not the 151st."""
+
+    def format_checkpoint_name(self, metrics, filename=None, ver=None, prefix=None):
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename, ver, prefix)
 
 
 class LastCheckpoint(Checkpoint):

@@ -106,7 +106,7 @@ def best_epoch(trainer) -> int | None:
     """The 1-based epoch of the best checkpoint, from its file name (best-epochNNN.ckpt)."""
     path = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
     found = re.search(r"best-epoch(\d+)", Path(path).name)
-    return int(found.group(1)) + 1 if found else None
+    return int(found.group(1)) if found else None
 
 
 def log_to_tensorboard(trainer, pl_module, images: dict[str, bytes], metrics: dict) -> None:
