@@ -305,3 +305,40 @@ def test_a_misspelt_key_gets_a_did_you_mean(args, expected, capsys):
 def test_a_command_without_a_config_says_to_give_one_with_dash_c(capsys):
     assert run_cli("fit") == 2
     assert "give a config with -c, for example: trainlab fit -c configs/seed.yaml" in capsys.readouterr().err
+
+
+def test_short_command_help_answers_without_lightning_and_names_real_keys_and_defaults():
+    import inspect
+    import re
+
+    import yaml
+    from lightning.pytorch import Trainer
+
+    from trainlab.cli import command_help
+    from trainlab.data import FileDataModule, TabularDataModule
+    from trainlab.lightning_cli import EarlyStoppingOptions, RunOptions
+    from trainlab.models import MLPModule
+
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "fit", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "--model.init_args.lr 0.001" in done.stdout and "lightning" not in done.stderr
+    classes = {
+        "model.init_args": [MLPModule],
+        "data.init_args": [TabularDataModule, FileDataModule],
+        "trainer": [Trainer],
+        "run": [RunOptions],
+        "run.early_stopping": [EarlyStoppingOptions],
+    }
+    text = command_help("fit")
+    found = re.findall(r"--((?:model\.init_args|data\.init_args|trainer|run\.early_stopping|run)\.(\w+)) (\S+)", text)
+    assert len(found) >= 20
+    for dotted, name, shown in found:
+        section = dotted.rsplit(".", 1)[0]
+        parameters = {n: p for c in classes[section] for n, p in inspect.signature(c.__init__).parameters.items()}
+        assert name in parameters, dotted
+        default = parameters[name].default
+        if shown.isupper() or "|" in shown or default is inspect.Parameter.empty:
+            continue  # a placeholder (N, FILE) or a list of choices
+        assert yaml.safe_load(shown) == default, (dotted, shown, default)

@@ -37,6 +37,46 @@ options:
 """
 
 
+# `trainlab fit --help`: the keys a person changes first (Lightning's full list is `--help all`). Plain text,
+# so that it answers at once; tests/test_cli.py checks every key here against the real signatures.
+COMMAND_HELP = """usage: trainlab {command} -c CONFIG [--dotted.key VALUE ...]{ckpt}
+
+{about}.
+
+The keys changed most often (any key of a config can be given as --dotted.key VALUE):
+  model   --model.init_args.hidden_dims [64,64]     widths of the hidden layers
+          --model.init_args.activation relu         relu, leaky_relu, gelu, tanh, sigmoid
+          --model.init_args.dropout 0.0             --model.init_args.batch_norm false
+          --model.init_args.optimizer adam          adam, adamw, sgd, rmsprop
+          --model.init_args.lr 0.001                --model.init_args.weight_decay 0.0
+          --model.init_args.scheduler null          step, cosine, plateau
+          --model.init_args.gradient_clip_val null  --model.init_args.ensemble 1
+  data    --data.init_args.batch_size 32            --data.init_args.seed 42
+          --data.init_args.val_fraction 0.2         --data.init_args.test_fraction 0.2
+          --data.init_args.path FILE                --data.init_args.target COLUMN  (FileDataModule)
+  trainer --trainer.max_epochs N                    --trainer.accelerator cpu|gpu|auto
+          --trainer.devices N                       --trainer.strategy auto|ddp
+  run     --run.monitor val/loss                    --run.early_stopping.patience 10
+          --run.test_ckpt best|last                 --run.report true
+          --seed_everything 42
+{ckpt_line}
+Every key and its default:   trainlab {command} -c CONFIG --print_config
+All of a class's keys:       trainlab {command} --model.help trainlab.models.MLPModule
+                             trainlab {command} --data.help trainlab.data.SyntheticDataModule
+Lightning's full option list (long): trainlab {command} --help all
+"""
+CKPT = {
+    "fit": ("", "  --ckpt_path FILE   resume from a checkpoint (checkpoints/last.ckpt: exactly where it stopped)\n"),
+    "other": (" --ckpt_path FILE", "  --ckpt_path FILE   the trained model's checkpoint file (required)\n"),
+}
+
+
+def command_help(command: str) -> str:
+    ckpt, ckpt_line = CKPT["fit" if command == "fit" else "other"]
+    about = LIGHTNING_COMMANDS[command][0].upper() + LIGHTNING_COMMANDS[command][1:]
+    return COMMAND_HELP.format(command=command, ckpt=ckpt, about=about, ckpt_line=ckpt_line)
+
+
 def fail(message: str) -> None:
     """One line on stderr and exit code 2: how every user error ends."""
     print(f"trainlab: error: {message}", file=sys.stderr)
@@ -77,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code or 0)
     if args[0] not in LIGHTNING_COMMANDS:
         fail(f"unknown command {args[0]!r}; allowed: {', '.join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])}")
+    if len(args) == 2 and args[1] in ("-h", "--help"):
+        print(command_help(args[0]), end="")
+        return
+    if args[1:] == ["--help", "all"]:
+        args = args[:2]
 
     from trainlab.lightning_cli import run_lightning_cli
 
