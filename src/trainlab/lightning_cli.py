@@ -109,6 +109,9 @@ class TrainlabCLI(LightningCLI):
                     "init_args": {"save_dir": "lightning_logs", "name": "trainlab", "default_hp_metric": False},
                 },
                 "log_every_n_steps": 1,  # everything is logged per epoch; this only silences a warning
+                # A plain MLP's layer table says little that hidden_dims does not; --trainer.enable_model_summary
+                # true brings it back.
+                "enable_model_summary": False,
             },
             args=args,
             **kwargs,
@@ -362,8 +365,12 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+# Lightning's notices that say nothing to act on: adverts, and which accelerators exist when none is used.
+NOT_SHOWN = ("💡 Tip", "GPU available: False", "TPU available: False", "HPU available: False")
+
+
 def _not_an_advert(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("💡 Tip")
+    return not str(record.msg).startswith(NOT_SHOWN)
 
 
 def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> TrainlabCLI:
