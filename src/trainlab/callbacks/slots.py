@@ -3,6 +3,7 @@ population), as that unit's own fit would leave it: TensorBoard curves while the
 pack's test, metrics.json, config.yaml (the unit's own config: `trainlab test -c` it) and the tested model's
 checkpoint (`write_unit` writes the last two for a unit that is not tested)."""
 
+import copy
 import io
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class SlotRuns(Callback):
         self.loggers: list[TensorBoardLogger] = []
         self.curves: list[dict] = [{} for _ in self.versions]  # per slot, {key: ([epoch, ...], [value, ...])}
         self.done: set[int] = set()  # units whose run directory is written already (a pruned trial's)
+        self._pack_config: dict | None = None
 
     def slot_dir(self, slot: int) -> Path:
         return self.save_dir / self.name / self.versions[slot]
@@ -63,7 +65,10 @@ class SlotRuns(Callback):
 
     def write_unit(self, trainer, pl_module, slot: int, config: dict | None = None) -> None:
         """The unit's config.yaml and checkpoints/model.ckpt (the weights it holds now). `config`: the pack's."""
-        config = config or yaml.safe_load((run_dir(trainer) / "config.yaml").read_text())
+        if config is None:  # read once: a population writes its units one by one
+            if self._pack_config is None:
+                self._pack_config = yaml.safe_load((run_dir(trainer) / "config.yaml").read_text())
+            config = self._pack_config
         folder = self.slot_dir(slot)
         epochs = pl_module.slot_evaluation.trained_epochs(slot, trainer.current_epoch)
         data = trainer.datamodule.slot_data[slot % pl_module.hparams.slots]
@@ -75,7 +80,7 @@ class SlotRuns(Callback):
         write_bytes_atomic(folder / "checkpoints" / "model.ckpt", buffer.getbuffer())
 
     def _slot_config(self, config: dict, pl_module, data, slot: int) -> dict:
-        config = yaml.safe_load(yaml.safe_dump(config))  # a deep copy
+        config = copy.deepcopy(config)
         config["seed_everything"] = pl_module.member_seeds[pl_module.member_units.index(slot)]
         config["data"]["init_args"].update(member_folds=None, folds=data.hparams["folds"])
         settings = pl_module.unit_settings(slot)

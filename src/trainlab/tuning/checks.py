@@ -32,13 +32,15 @@ def check_search(config: TuneConfig) -> Search:
         "one device per trial (trials run in-process); run trials side by side with --workers instead",
     )
     direction = "maximize" if natural_mode(metric) == "max" else "minimize"
-    members = packable(config, cli.model) and _check_members_at_once(config, metric)
+    # with a pack: the metric, every member setting's extremes and the other keys' first extremes in one build
+    firsts = {p.key: p.extremes()[0] for p in config.space if p.key not in PACKABLE}
+    members = packable(config, cli.model) and _check_members_at_once(config, metric, firsts)
     if not members:
         build_config(config.base, fit_overrides(config, metric, {}), f"metric {metric} with mode {config.mode}")
     for param in config.space:
         if members and param.key in PACKABLE:
             continue
-        for value in param.extremes():
+        for value in param.extremes()[1:] if members else param.extremes():
             build_config(config.base, fit_overrides(config, metric, {param.key: value}), f"space.{param.key}={value!r}")
     if config.cv is not None:
         from trainlab.data.folds import check_folds
@@ -52,7 +54,7 @@ def check_search(config: TuneConfig) -> Search:
     return search
 
 
-def _check_members_at_once(config: TuneConfig, metric: str) -> bool:
+def _check_members_at_once(config: TuneConfig, metric: str, firsts: dict) -> bool:
     """Whether one build with the metric and a population holding every extreme of the member settings
     (lr, dropout, ...) passes: each config build costs about half a second. False: check one by one (which
     names the bad value as the space gives it)."""
@@ -60,7 +62,8 @@ def _check_members_at_once(config: TuneConfig, metric: str) -> bool:
 
     extremes = [{PACKABLE[p.key]: value} for p in config.space if p.key in PACKABLE for value in p.extremes()]
     try:
-        build_config(config.base, fit_overrides(config, metric, {"model.init_args.population": extremes or None}), "")
+        population = {"model.init_args.population": extremes or None}
+        build_config(config.base, fit_overrides(config, metric, {**firsts, **population}), "")
     except UserError:
         return False
     return True

@@ -125,6 +125,7 @@ class PopulationFit(Callback):
         self.params = [params for _, params in group]
         self.told: set[int] = set()  # units whose trial is finished in the study
         self.stopping: dict[int, tuple] = {}  # units stopped this epoch, to tell once their curve is logged
+        self._beat = -math.inf  # when the running trials last recorded a heartbeat
 
     def overrides(self) -> dict:
         from trainlab.workers import device_overrides
@@ -175,6 +176,7 @@ class PopulationFit(Callback):
         """Every running unit reports this epoch's value; then the pruner judges each (all values in)."""
         if trainer.sanity_checking:
             return
+        self._heartbeat()
         slots, epoch, metric = pl_module.slot_evaluation, trainer.current_epoch, self.search.metric
         reported = []
         for unit, trial in enumerate(self.trials):
@@ -213,6 +215,19 @@ class PopulationFit(Callback):
             pl_module.slot_evaluation.restore_best(pl_module)
             for unit in open_units:
                 self._write(unit, trainer, pl_module)
+
+    def _heartbeat(self) -> None:
+        """On a storage with heartbeats (PostgreSQL), the running trials say they live (Study.optimize's thread
+        does this for one trial), so another machine fails and retries them only once this process is gone."""
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        storage = self.study._storage
+        if not is_heartbeat_enabled(storage) or time.monotonic() - self._beat < storage.get_heartbeat_interval() / 2:
+            return
+        self._beat = time.monotonic()
+        for unit, trial in enumerate(self.trials):
+            if unit not in self.told:
+                storage.record_heartbeat(trial._trial_id)
 
     # --- a unit's end ---------------------------------------------------------------------------------
     def _tell(self, unit: int, pl_module, epochs: int) -> None:
