@@ -126,7 +126,7 @@ def test_a_packed_fold_loads_alone_and_tests_to_its_metrics():
     result = trainlab.cross_validate(config("default"), folds=2, overrides=overrides)
     fold = result.cv_dir / "folds" / "fold_1"
     assert run_cli("test", "-c", fold / "config.yaml", "--ckpt_path", fold / "checkpoints" / "model.ckpt") == 0
-    (tested,) = (fold / "runs").glob("version_*")  # the test's outputs land inside the fold's run
+    (tested,) = (fold / "test").glob("version_*")  # the test's outputs land inside the fold, as for any fit
     again = read_json(tested / "metrics.json")
     for key, value in result.per_fold[1]["metrics"].items():
         assert again[key] == pytest.approx(value, abs=1e-5)

@@ -107,28 +107,18 @@ def condense_parser_error(message: str) -> str:
     return f"{'.'.join(keys)}: {reason}" if keys else reason
 
 
+# Per config section (model, data, run, trainer), the classes whose parameters are its keys: filled in by
+# trainlab.lightning_cli, which defines the sections, so that this module imports nothing of trainlab's.
+SECTION_CLASSES: dict[str, list] = {}
+
+
 def closest_key(section: str, wrong: str) -> str | None:
     """The key of `section` (model.init_args, data.init_args, run, trainer) spelled most like `wrong`."""
     import difflib
     import inspect
 
-    if section.startswith("model"):
-        from trainlab.models import MLPModule
-
-        classes = [MLPModule]
-    elif section.startswith("data"):
-        from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
-
-        classes = [TabularDataModule, SyntheticDataModule, FileDataModule, BundledDataModule]
-    elif section.startswith("run"):
-        from trainlab.lightning_cli import EarlyStoppingOptions, RunOptions
-
-        classes = [RunOptions, EarlyStoppingOptions]
-    elif section.startswith("trainer"):
-        from lightning.pytorch import Trainer
-
-        classes = [Trainer]
-    else:
+    classes = next((c for name, c in SECTION_CLASSES.items() if section.startswith(name)), None)
+    if classes is None:
         return None
     names = {n for c in classes for n in inspect.signature(c.__init__).parameters if n not in ("self", "kwargs")}
     found = difflib.get_close_matches(wrong, sorted(names), n=1, cutoff=0.75)

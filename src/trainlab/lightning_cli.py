@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -34,9 +35,9 @@ from trainlab.callbacks.doctor import StepwiseDoctor, TrainingDoctor
 from trainlab.callbacks.report import ReportWriter
 from trainlab.callbacks.scoring import TestScores
 from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint, check_weights
-from trainlab.data import TabularDataModule
+from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
 from trainlab.diagnosis import DoctorOptions
-from trainlab.errors import UserError, as_user_error, require
+from trainlab.errors import SECTION_CLASSES, UserError, as_user_error, require
 from trainlab.models import MLPModule
 from trainlab.threads import CpuThreads
 
@@ -93,6 +94,14 @@ def natural_mode(metric: str) -> str:
 
 def monitor_mode(run: RunOptions) -> str:
     return natural_mode(run.monitor) if run.mode == "auto" else run.mode
+
+
+SECTION_CLASSES.update(
+    model=[MLPModule],
+    data=[TabularDataModule, SyntheticDataModule, FileDataModule, BundledDataModule],
+    run=[RunOptions, EarlyStoppingOptions],
+    trainer=[Trainer],
+)
 
 
 class TrainlabCLI(LightningCLI):

@@ -89,13 +89,13 @@ class HeldOutPredictions(Callback):
 
 def run_fold(plan: CVPlan, repeat: int, index: int, extra: dict | None = None) -> dict:
     """Fit one fold (with `extra` overrides on top: nested CV's chosen values) and test it on its held-out part."""
-    from trainlab.api import fit
+    from trainlab.run import run
 
     held_out = HeldOutPredictions()
     from trainlab.workers import device_overrides
 
     overrides = {**plan.fold_overrides(repeat, index), **device_overrides(), **(extra or {})}
-    result = fit(plan.base, callbacks=[held_out], **overrides)
+    result = run("fit", plan.base, overrides=overrides, callbacks=[held_out])
     return {
         "repeat": repeat,
         "fold": index,
@@ -369,7 +369,7 @@ def cross_validate(
     write_report(plan, summary, results)
     with open(plan.cv_dir / "oof_predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    from trainlab.api import _column
+    from trainlab.run import column
 
     return CVResult(
         cv_dir=plan.cv_dir,
@@ -377,5 +377,5 @@ def cross_validate(
         mean=summary["mean"],
         std=summary["std"],
         oof_metrics=[o["metrics"] for o in summary["oof"]],
-        predictions={key: _column([row[key] for row in rows]) for key in rows[0]},
+        predictions={key: column([row[key] for row in rows]) for key in rows[0]},
     )

@@ -332,7 +332,7 @@ def _logger_keys(save_dir: Path, name: str, version: str) -> dict:
 
 def _fitted(trial, search: Search, overrides: dict, run_dir: Path) -> float:
     """One fit; its value is the best `metric` over its epochs; pruning looks at every epoch."""
-    from trainlab.api import fit
+    from trainlab.run import run
 
     recorder = TrialRecorder(search.metric, search.direction, trial.params)
     callbacks = [recorder]
@@ -341,7 +341,9 @@ def _fitted(trial, search: Search, overrides: dict, run_dir: Path) -> float:
 
         callbacks.append(PyTorchLightningPruningCallback(trial, search.metric))
     try:
-        result = fit(search.config.base, callbacks=callbacks, **{**overrides, **_logger_keys(*_parts(run_dir))})
+        result = run(
+            "fit", search.config.base, overrides={**overrides, **_logger_keys(*_parts(run_dir))}, callbacks=callbacks
+        )
     finally:
         trial.set_user_attr("epochs", recorder.epochs)
     if recorder.best is None:
@@ -356,7 +358,7 @@ def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> f
     aside first and never seen (in nested CV, the outer folds do that instead)."""
     import optuna
 
-    from trainlab.api import fit
+    from trainlab.run import run
 
     folds, seed = search.config.cv["folds"], search.config.cv["seed"]
     outer = list(overrides.get("data.init_args.folds") or [])
@@ -372,7 +374,9 @@ def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> f
         recorder = TrialRecorder(search.metric, search.direction, trial.params, log=False)
         logger_keys = _logger_keys(run_dir.parent, run_dir.name, f"fold_{index}")
         try:
-            result = fit(search.config.base, callbacks=[recorder], **{**overrides, **fold_keys, **logger_keys})
+            result = run(
+                "fit", search.config.base, overrides={**overrides, **fold_keys, **logger_keys}, callbacks=[recorder]
+            )
         finally:
             epochs += recorder.epochs
             trial.set_user_attr("epochs", epochs)
