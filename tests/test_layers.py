@@ -53,3 +53,13 @@ def test_every_module_has_a_layer_and_imports_only_downwards():
             if (layer(target) or 0) > own:
                 upward.append(f"{module}:{line} imports {target}")
     assert upward == []
+
+
+def test_reading_files_and_the_plain_networks_need_no_lightning():
+    """A fitted estimator's preprocessing and network run without Lightning's import (seconds here)."""
+    import subprocess
+    import sys
+
+    code = "import trainlab.data.table, trainlab.models.packed, trainlab.errors, trainlab.diagnosis"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and "lightning" not in done.stderr

@@ -1,4 +1,12 @@
-from trainlab.models.mlp import MLP
-from trainlab.models.module import MLPModule
+"""The models, loaded on first use: `trainlab.models.mlp` and `packed` need torch only, not Lightning."""
 
-__all__ = ["MLP", "MLPModule"]
+MODULES = {"MLP": "trainlab.models.mlp", "MLPModule": "trainlab.models.module"}
+__all__ = sorted(MODULES)
+
+
+def __getattr__(name: str):
+    if name in MODULES:
+        import importlib
+
+        return getattr(importlib.import_module(MODULES[name]), name)
+    raise AttributeError(f"module 'trainlab.models' has no attribute {name!r}")
