@@ -70,7 +70,26 @@ def test_unknown_key_in_a_config_file(tmp_path, capsys):
 def test_missing_config_file(capsys):
     assert run_cli("fit", "-c", "nowhere.yaml") == 2
     err = capsys.readouterr().err
-    assert err.startswith("trainlab: error: config: File does not exist:") and "nowhere.yaml" in err
+    assert err.startswith("trainlab: error: -c nowhere.yaml: no such file")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("model: [\n", "bad.yaml, line 2: not valid YAML"),
+        ("- 1\n", "bad.yaml: holds a list; a config is a mapping of sections"),
+        ("modle: {}\n", "bad.yaml: unknown section 'modle'; did you mean 'model'?"),
+        ("base: seed.yaml\nspace: {}\n", "bad.yaml is a tune config (it has base/space); run it with: trainlab tune"),
+    ],
+)
+def test_a_broken_config_file_is_named_before_lightning_is_imported(content, message):
+    """These answer at once: the check runs before the seconds-long Lightning import."""
+    Path("bad.yaml").write_text(content)
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "fit", "-c", "bad.yaml"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and message in done.stderr and "lightning" not in done.stderr
 
 
 def test_unknown_command(capsys):

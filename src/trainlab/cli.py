@@ -2,6 +2,7 @@
 so that `trainlab --help` and `trainlab --version` answer at once."""
 
 import sys
+from pathlib import Path
 
 from trainlab import __version__
 
@@ -77,6 +78,44 @@ def command_help(command: str) -> str:
     return COMMAND_HELP.format(command=command, ckpt=ckpt, about=about, ckpt_line=ckpt_line)
 
 
+SECTIONS = ("seed_everything", "trainer", "model", "data", "run", "ckpt_path")
+LIGHTNING_KEYS = ("optimizer", "lr_scheduler", "weights_only")  # in every saved config.yaml (Lightning's own)
+
+
+def check_config_files(args: list[str]) -> None:
+    """The mistakes in a config file found without Lightning (whose import takes seconds): a missing file,
+    YAML that does not parse, a top-level key that is no section. Each fails with one line at once."""
+    import difflib
+
+    import yaml
+
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
+    files += [a.split("=", 1)[1] for a in args if a.startswith(("--config=", "-c="))]
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            fail(f"-c {name}: no such file; give a config file (for example configs/seed.yaml)")
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            line = f", line {where.line + 1}" if where is not None else ""
+            fail(f"{name}{line}: not valid YAML ({getattr(error, 'problem', None) or error})")
+        except (OSError, UnicodeDecodeError) as error:
+            fail(f"{name}: cannot be read ({error})")
+        if content is None:
+            continue
+        if not isinstance(content, dict):
+            fail(f"{name}: holds a {type(content).__name__}; a config is a mapping of sections: {', '.join(SECTIONS)}")
+        if "space" in content or "base" in content:
+            fail(f"{name} is a tune config (it has base/space); run it with: trainlab tune -c {name}")
+        for key in content:
+            if key not in SECTIONS + LIGHTNING_KEYS:
+                close = difflib.get_close_matches(str(key), SECTIONS, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                fail(f"{name}: unknown section {key!r}; {hint}allowed: {', '.join(SECTIONS)}")
+
+
 def fail(message: str) -> None:
     """One line on stderr and exit code 2: how every user error ends."""
     print(f"trainlab: error: {message}", file=sys.stderr)
@@ -122,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args[1:] == ["--help", "all"]:
         args = args[:2]
+    check_config_files(args)
 
     from trainlab.lightning_cli import run_lightning_cli
 
