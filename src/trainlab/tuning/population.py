@@ -59,11 +59,20 @@ def work_populations(search: Search, worker: int = 0, on_trial=None) -> None:
         groups: dict[str, list] = {}
         for trial, params in asked:
             groups.setdefault(shape_key(params), []).append((trial, params))
-        for group in groups.values():
-            if len(group) == 1:
-                run_alone(study, search, group[0][0], on_trial)
-            else:
-                PopulationFit(study, search, group, on_trial).run()
+        pending = list(groups.values())
+        while pending:
+            group = pending.pop(0)
+            try:
+                if len(group) == 1:
+                    run_alone(study, search, group[0][0], on_trial)
+                else:
+                    PopulationFit(study, search, group, on_trial).run()
+            except BaseException:  # the groups not yet run are failed too, not left running
+                from optuna.trial import TrialState
+
+                for trial, _ in (pair for rest in pending for pair in rest):
+                    study.tell(trial, state=TrialState.FAIL)
+                raise
 
 
 def ask_population(study, search: Search) -> list[tuple]:
