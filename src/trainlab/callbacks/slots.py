@@ -58,7 +58,7 @@ class SlotRuns(Callback):
             if slot in self.done:
                 continue
             epochs = slots.trained_epochs(slot, trainer.current_epoch)
-            self.loggers[slot].log_metrics(values, step=epochs)
+            self.loggers[slot].log_metrics({k: v for k, v in values.items() if v is not None}, step=epochs)
             self.loggers[slot].finalize("success")
             write_json_atomic(self.slot_dir(slot) / "metrics.json", values)
             self.write_unit(trainer, pl_module, slot, config)

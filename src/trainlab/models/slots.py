@@ -126,6 +126,11 @@ class SlotEvaluation:
                 {"scores": torch.cat([s for s, _ in kept]).numpy(), "target": torch.cat([t for _, t in kept]).numpy()}
                 for kept in self._kept
             ]
+            for values, part in zip(per_slot, self.predictions, strict=True):  # null what the split cannot define
+                predicted = tasks.predicted_labels(module.task, torch.from_numpy(part["scores"])).numpy()
+                for name in tasks.undefined_metrics(module.task, part["target"], predicted, module.hparams.num_classes):
+                    if f"test/{name}" in values:
+                        values[f"test/{name}"] = None
         del self._loss_sum
         trainer = module.trainer
         if stage == "val" and trainer.state.fn == "fit" and not trainer.sanity_checking:

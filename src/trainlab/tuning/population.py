@@ -11,7 +11,6 @@ with the epochs it ran; the fit ends when every unit has stopped. A trial alone 
 `population: 1` (one fit). The pack's own run (config.yaml, last.ckpt) is packs/pack_NNNN.
 """
 
-import contextlib
 import json
 import math
 import time
@@ -109,22 +108,6 @@ def run_alone(study, search: Search, trial, on_trial=None) -> None:
         on_trial(study, frozen)
 
 
-@contextlib.contextmanager
-def one_thread_on_cpu():
-    """A pack of small members trains on one CPU thread: its tensors are large enough for torch to split each
-    tiny operation across threads, whose wake-ups then cost more than the arithmetic (measured here with 18
-    members of configs/default.yaml: 10 epochs in 1.5 s on one thread, 11.6 s on two on a busy machine)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    if not torch.cuda.is_available():
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class PopulationFit(Callback):
     """One packed fit of a group of same-shape trials; as a callback, it reports, prunes and tells."""
 
@@ -168,8 +151,7 @@ class PopulationFit(Callback):
         self.testing = bool(overrides.get("run.test_after_fit"))
         self.started = time.perf_counter()
         try:
-            with one_thread_on_cpu():
-                cli = run_lightning_cli(["fit", "-c", str(config.base), *override_args(overrides)], [self.runs, self])
+            cli = run_lightning_cli(["fit", "-c", str(config.base), *override_args(overrides)], [self.runs, self])
         except BaseException:
             for unit in range(len(self.trials)):
                 if unit not in self.told:
