@@ -79,9 +79,12 @@ def ask_population(study, search: Search) -> list[tuple]:
     from optuna.trial import TrialState
 
     asked = []
+    grid = search.config.sampler == "grid"
     while len(asked) < search.config.population and not finished(study, search):
+        if grid and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            break  # every point is taken: asking now would only make a spare trial
         trial = study.ask()
-        if search.config.sampler == "grid" and "grid_point" not in trial.user_attrs:
+        if grid and "grid_point" not in trial.user_attrs:
             trial.set_user_attr("spare", True)  # another worker took the last point (see study.GridTaken)
             study.tell(trial, state=TrialState.FAIL)
             break
