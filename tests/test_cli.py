@@ -12,7 +12,7 @@ import torch
 import yaml
 from sklearn import metrics as skm
 
-from conftest import QUIET, config, read_json, run_cli, run_dirs
+from conftest import QUIET, REPO, config, read_json, run_cli, run_dirs
 from trainlab import tasks
 
 SHORT = ["--trainer.max_epochs", "3", *QUIET]
@@ -342,3 +342,12 @@ def test_short_command_help_answers_without_lightning_and_names_real_keys_and_de
         if shown.isupper() or "|" in shown or default is inspect.Parameter.empty:
             continue  # a placeholder (N, FILE) or a list of choices
         assert yaml.safe_load(shown) == default, (dotted, shown, default)
+
+
+def test_the_shipped_configs_are_the_packages_own():
+    """configs/ links to the package's copy, so an installed trainlab (not editable) has them too."""
+    import trainlab
+
+    shipped = sorted(p.relative_to(trainlab.CONFIGS) for p in trainlab.CONFIGS.rglob("*.yaml"))
+    assert Path("seed.yaml") in shipped and Path("tune/lr_challenge.yaml") in shipped
+    assert (REPO / "configs").resolve() == trainlab.CONFIGS.resolve()

@@ -4,7 +4,10 @@
 load on first use, so that importing trainlab, `trainlab --help` and `--version` stay instant.
 """
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+CONFIGS = Path(__file__).parent / "configs"  # the shipped configs (seed.yaml, default.yaml, tune/, ...)
 API = ("fit", "validate", "test", "predict", "tune", "cross_validate", "report", "RunResult")
 
 
