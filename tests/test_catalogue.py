@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import QUIET, config, run_cli
@@ -136,3 +136,72 @@ def test_a_full_disk_is_one_line_and_leaves_earlier_files_whole():
         assert last.startswith("trainlab: error: cannot write") and "Traceback" not in done.stderr
         assert snapshot(run_dir) == before  # the report rebuilt in place failed: the old files are whole
     assert not list(run_dir.rglob("*.tmp"))
+
+
+def _column(kind: str, rows: int, rng):
+    """A pyarrow array of `rows` values of one kind (numbers, text, dates, lists; gaps, NaN and inf among them)."""
+    import datetime
+
+    import pyarrow as pa
+
+    if kind == "float":
+        return pa.array(rng.normal(size=rows))
+    if kind == "float with gaps":
+        return pa.array([None if i % 4 == 1 else float(v) for i, v in enumerate(rng.normal(size=rows))])
+    if kind == "float with nan":
+        return pa.array([float("nan") if i % 5 == 2 else float(v) for i, v in enumerate(rng.normal(size=rows))])
+    if kind == "float with inf":
+        return pa.array([float("inf") if i == rows // 2 else float(v) for i, v in enumerate(rng.normal(size=rows))])
+    if kind == "int":
+        return pa.array(rng.integers(0, 3, size=rows))
+    if kind == "text":
+        return pa.array(rng.choice(["red", "green", "blue"], size=rows))
+    if kind == "bool":
+        return pa.array(rng.integers(0, 2, size=rows).astype(bool))
+    if kind == "date":
+        return pa.array([datetime.date(2024, 1, 1) + datetime.timedelta(days=i) for i in range(rows)])
+    return pa.array([[1.0, float(i)] for i in range(rows)])  # a list column
+
+
+KINDS = ["float", "float with gaps", "float with nan", "float with inf", "int", "text", "bool", "date", "list"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.integers(0, 40),
+    features=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "label"]), st.sampled_from(KINDS)), min_size=1, max_size=4
+    ),
+    target=st.sampled_from(KINDS),
+    fmt=st.sampled_from(["csv", "parquet"]),
+    seed=st.integers(0, 3),
+)
+def test_random_data_files_train_or_are_refused_in_one_line(rows, features, target, fmt, seed, capsys):
+    """Random schemas, column types, gaps, NaN and inf, repeated names: a fit, or one line and exit 2; never a
+    traceback."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+    import yaml
+
+    assume(fmt == "parquet" or "list" not in [target, *(kind for _, kind in features)])  # CSV has no lists
+    rng = np.random.default_rng(seed)
+    names = [name for name, _ in features] + ["label"]
+    arrays = [_column(kind, rows, rng) for _, kind in features] + [_column(target, rows, rng)]
+    path = f"data.{fmt}"
+    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(pa.Table.from_arrays(arrays, names=names), path)
+    cfg = {
+        "trainer": {"max_epochs": 1},
+        "model": {"class_path": "trainlab.models.MLPModule", "init_args": {"hidden_dims": [4]}},
+        "data": {"class_path": "trainlab.data.FileDataModule", "init_args": {"path": path, "target": "label"}},
+        "run": {"doctor": None},
+    }
+    Path("random.yaml").write_text(yaml.safe_dump(cfg))
+    code = run_cli("fit", "-c", "random.yaml", *QUIET)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err, err
+    assert code in (0, 2), (code, err)
+    if code == 2:
+        last = err.splitlines()[-1]
+        assert last.startswith("trainlab: error: "), err

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,15 @@ def test_setup_is_idempotent():
 def test_bad_data_arguments_name_the_key(kwargs, key):
     with pytest.raises(UserError, match="^" + re.escape(key) + "="):
         SyntheticDataModule(**kwargs)
+
+
+def test_a_split_of_fewer_than_two_samples_is_refused_in_one_line():
+    """Three rows cannot give train, validation and test splits a loss and R2 can be computed on."""
+    from trainlab.data import FileDataModule
+
+    Path("three.csv").write_text("x,y\n0.1,1.5\n0.4,2.5\n0.9,0.5\n")
+    data = FileDataModule("three.csv", "y", task="regression")
+    with pytest.raises(
+        UserError, match=r"3 samples give train/val/test splits of 1/1/1; the train split needs at least 2"
+    ):
+        data.setup()

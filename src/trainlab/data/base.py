@@ -197,6 +197,7 @@ class TabularDataModule(pl.LightningDataModule):
         indices = np.arange(len(y))
         train_idx, val_idx, test_idx = self._split(indices, y)
         self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
+        self._check_split_sizes()
 
         X = self.encode_features(raw, train_idx)
         del raw  # a file's table: only the matrix is kept
@@ -278,6 +279,17 @@ class TabularDataModule(pl.LightningDataModule):
                 f"{error}"
             ) from None
         return train, val, test
+
+    def _check_split_sizes(self) -> None:
+        """Every split in use needs two samples at least: a loss and its metrics (R2, AUROC) need them."""
+        sizes = {name: len(idx) for name, idx in self.split_indices.items()}
+        small = [name for name, size in sizes.items() if size < 2 and (name != "val" or self.val_fraction > 0)]
+        if small:
+            shown = "/".join(str(sizes[n]) for n in ("train", "val", "test"))
+            raise UserError(
+                f"{self.key}: {sum(sizes.values())} samples give train/val/test splits of {shown}; the {small[0]} "
+                "split needs at least 2 samples: more data, or other val_fraction/test_fraction (or fewer folds)"
+            )
 
     def _split_off_test(self, indices: np.ndarray, stratify):
         """(the rest, the test split): test_fraction of all samples, held out first."""
