@@ -281,9 +281,9 @@ class TabularDataModule(pl.LightningDataModule):
         return train, val, test
 
     def _check_split_sizes(self) -> None:
-        """Every split in use needs two samples at least: a loss and its metrics (R2, AUROC) need them."""
+        """A split of one sample cannot be scored (R2, AUROC need two); an empty one is not evaluated at all."""
         sizes = {name: len(idx) for name, idx in self.split_indices.items()}
-        small = [name for name, size in sizes.items() if size < 2 and (name != "val" or self.val_fraction > 0)]
+        small = [name for name, size in sizes.items() if size == 1]
         if small:
             shown = "/".join(str(sizes[n]) for n in ("train", "val", "test"))
             raise UserError(
