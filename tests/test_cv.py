@@ -269,3 +269,14 @@ def test_sigterm_to_one_cv_worker_ends_the_command_in_one_line_instead_of_waitin
     out, err = process.communicate(timeout=300)
     assert process.returncode == 5, err[-2000:]
     assert err.strip().splitlines()[-1].startswith("trainlab: error: ") and "Traceback" not in err
+
+
+def test_a_saved_run_config_is_a_base_for_cv():
+    """A run directory's config.yaml (which records ckpt_path: null) cross-validates as its config did."""
+    import trainlab
+
+    fitted = trainlab.fit(
+        config("seed"), **{"trainer.max_epochs": 1, "trainer.enable_progress_bar": False, "run.report": False}
+    )
+    result = trainlab.cross_validate(fitted.run_dir / "config.yaml", folds=2, overrides={"trainer.max_epochs": 1})
+    assert len(result.per_fold) == 2 and "test/accuracy" in result.mean

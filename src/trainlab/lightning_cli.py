@@ -422,11 +422,30 @@ def override_args(overrides: dict) -> list[str]:
 
 def build_config(config: Path, overrides: dict, where: str) -> TrainlabCLI:
     """A config's classes with these overrides, built and checked, nothing run (before a tune or cv starts
-    its runs); bad input raises a UserError that starts with `where`."""
+    its runs); bad input raises a UserError that starts with `where`. A run's saved config.yaml serves too."""
+    import tempfile
+
+    import yaml
+
     try:
-        return run_lightning_cli(["-c", str(config), *override_args(overrides)], run=False)
-    except Exception as error:
-        user_error = as_user_error(error)
-        if user_error is None:
-            raise
-        raise UserError(f"{where}: {user_error}") from None
+        content = yaml.safe_load(Path(config).read_text())
+    except (OSError, yaml.YAMLError):
+        content = None  # the parser names the problem below
+    with tempfile.TemporaryDirectory() as folder:
+        if isinstance(content, dict) and any(content.get(k) is None for k in COMMAND_KEYS if k in content):
+            # A saved config.yaml holds the command's own keys (ckpt_path: null, ...), which a config parsed
+            # without a command refuses; the command that runs the folds or trials accepts them.
+            config = Path(folder) / "config.yaml"
+            config.write_text(
+                yaml.safe_dump({k: v for k, v in content.items() if k not in COMMAND_KEYS or v is not None})
+            )
+        try:
+            return run_lightning_cli(["-c", str(config), *override_args(overrides)], run=False)
+        except Exception as error:
+            user_error = as_user_error(error)
+            if user_error is None:
+                raise
+            raise UserError(f"{where}: {user_error}") from None
+
+
+COMMAND_KEYS = ("ckpt_path", "weights_only")  # a command's own keys, which a saved config.yaml records
