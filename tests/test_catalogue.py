@@ -89,11 +89,10 @@ def test_random_config_values_build_or_are_refused_cleanly(values):
 
     try:
         cli = build_config(Path(config("seed")), values, "config")
+        cli.datamodule.setup()  # the data itself: splits that cannot be made are refused here, cleanly too
     except UserError as error:
         message = str(error)
         assert "\n" not in message.strip() and "Traceback" not in message
-        return
-    cli.datamodule.setup()  # the data itself: splits that cannot be made are refused here, cleanly too
 
 
 def test_an_unwritable_log_folder_is_one_line(capsys):

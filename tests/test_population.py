@@ -1,7 +1,6 @@
 """Tuning by populations: same-shape trials trained as one packed fit, equal to their own fits, pruned member
 by member, resumed after a kill (real Optuna studies over real fits of the seed data, a few epochs)."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -9,36 +8,24 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, config, run_cli
+from conftest import REPO, run_cli
+from test_tune import STUDY, leaderboard, load_study
+from test_tune import tune_config as seed_tune_config
 from trainlab.errors import UserError
 from trainlab.models import MLPModule
 from trainlab.reporting.report import read_curves
 from trainlab.tuning.config import load_tune_config
 
-STUDY = Path("lightning_logs/tune")
 SMALL = {"trainer.max_epochs": 6, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
 
 
 def tune_config(name: str, space: dict, **settings) -> str:
-    path = Path(f"{name}.yaml")
-    body = {"base": config("seed"), "metric": "val/loss", "overrides": SMALL, "space": space, **settings}
-    path.write_text(yaml.safe_dump(body))
-    return str(path)
-
-
-def leaderboard(name: str) -> list[dict]:
-    with open(STUDY / name / "leaderboard.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def load_study(name: str):
-    backend = optuna.storages.journal.JournalFileBackend(str(STUDY / name / "study.journal"))
-    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+    """test_tune's seed-experiment tune config, with these shorter fits unless `overrides` are given."""
+    return seed_tune_config(name, space, **{"overrides": SMALL, **settings})
 
 
 def by_values(rows: list[dict], keys: list[str]) -> dict:

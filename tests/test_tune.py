@@ -21,10 +21,10 @@ STUDY = Path("lightning_logs/tune")
 SMALL = {"trainer.max_epochs": 8, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
 
 
-def tune_config(name: str, space: dict, **settings) -> str:
+def tune_config(name: str, space: dict, overrides: dict = SMALL, **settings) -> str:
     """A tune config over the seed experiment, written to the test's directory."""
     path = Path(f"{name}.yaml")
-    body = {"base": config("seed"), "metric": "val/loss", "overrides": SMALL, "space": space, **settings}
+    body = {"base": config("seed"), "metric": "val/loss", "overrides": overrides, "space": space, **settings}
     path.write_text(yaml.safe_dump(body))
     return str(path)
 
