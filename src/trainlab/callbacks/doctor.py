@@ -1,6 +1,6 @@
 """The training doctor: watches every fit once per epoch and ends it with a verdict (see diagnosis.py)."""
 
-import sys
+import warnings
 
 import lightning.pytorch as pl
 import torch
@@ -8,7 +8,7 @@ import torch
 from trainlab import tasks
 from trainlab.callbacks.outputs import console_print, run_dir
 from trainlab.diagnosis import DoctorOptions, History, diagnose
-from trainlab.errors import TrainingFailed
+from trainlab.errors import TrainingFailed, TrainlabWarning
 from trainlab.io import write_json_atomic
 
 # When the rarest class has fewer than this many samples per sample of the commonest, accuracy is a
@@ -75,9 +75,9 @@ class TrainingDoctor(pl.Callback):
                         "of the training samples): accuracy can look good while the rare class is missed; "
                         "monitor val/f1 or val/auroc"
                     )
-        if trainer.is_global_zero:
+        if trainer.is_global_zero:  # a warning, not a print: the CLI shows it as one line, a library user as usual
             for warning in self.warnings:
-                print(f"trainlab: warning: {warning}", file=sys.stderr, flush=True)
+                warnings.warn(warning, TrainlabWarning, stacklevel=1)
 
     # --- per epoch -----------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer, pl_module):
