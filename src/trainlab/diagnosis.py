@@ -22,6 +22,10 @@ rate for it; no remedy restates a setting the run already has.
 
 from dataclasses import asdict, dataclass, field, replace
 
+# When the rarest class has fewer than this many samples per sample of the commonest, accuracy can mislead
+# (binary: a 20/80 split).
+IMBALANCE_RATIO = 0.25
+
 
 @dataclass
 class DoctorOptions:
@@ -171,7 +175,7 @@ def _verdict(h: History, context: dict, t: DoctorOptions, evidence: dict) -> str
             evidence["first_to_last_layer_grad_ratio"] = first / last
             return "vanishing_gradients"
     classes = context.get("classes")
-    if classes and classes["rarest_share"] < 0.25 and classes["rarest_recall"] < t.minority_recall:
+    if classes and classes["rarest_share"] < IMBALANCE_RATIO and classes["rarest_recall"] < t.minority_recall:
         return "imbalance"
     progress = 1 - h.train_loss[-1] / h.train_loss[0] if h.train_loss[0] else 0.0
     evidence["train_loss_progress"] = progress

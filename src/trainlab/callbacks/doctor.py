@@ -7,13 +7,9 @@ import torch
 
 from trainlab import tasks
 from trainlab.callbacks.outputs import console_print, run_dir
-from trainlab.diagnosis import DoctorOptions, History, diagnose
+from trainlab.diagnosis import IMBALANCE_RATIO, DoctorOptions, History, diagnose
 from trainlab.errors import TrainingFailed, TrainlabWarning
 from trainlab.io import write_json_atomic
-
-# When the rarest class has fewer than this many samples per sample of the commonest, accuracy is a
-# misleading thing to monitor (binary: a 20/80 split).
-IMBALANCE_RATIO = 0.25
 
 
 class TrainingDoctor(pl.Callback):
@@ -190,18 +186,19 @@ def dead_relu_fraction(pl_module, X: torch.Tensor, rows: int = 4096) -> float | 
 
 
 def rare_class(pl_module, data, monitor: str) -> dict | None:
-    """For classification: the rarest class's share of the commonest's in the training split and its recall
-    on the validated split (what accuracy hides when classes are imbalanced)."""
+    """For imbalanced classes: the rarest class's share of the commonest's in the training split and its recall
+    on the validated split (what accuracy hides); None for balanced classes and regression."""
     from trainlab.callbacks.scoring import score_split
 
     if pl_module.task == "regression":
         return None
     counts = torch.bincount(data.splits["train"][1].long(), minlength=data.num_classes)
-    rarest = int(counts.argmin())
+    rarest, share = int(counts.argmin()), float(counts.min() / counts.max().clamp_min(1))
+    if share >= IMBALANCE_RATIO:
+        return None  # balanced enough: no need to score the validated split
     scored = score_split(data, pl_module, data.validation_split)
     mask = scored.y.astype(int) == rarest
     recall = float((scored.predicted[mask] == rarest).mean()) if mask.any() else None
-    share = float(counts.min() / counts.max().clamp_min(1))
     return (
         {"rarest": rarest, "rarest_share": share, "rarest_recall": recall, "monitor": monitor}
         if recall is not None
