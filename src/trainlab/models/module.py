@@ -7,11 +7,11 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from torchmetrics import MeanMetric, MetricCollection
 
 from trainlab import tasks
 from trainlab.errors import TrainingFailed, require
+from trainlab.models.lean_step import StepPath, can_be_lean
 from trainlab.models.mlp import ACTIVATIONS, Activation, Init
 from trainlab.models.optim import ALGORITHMS as OPTIMIZERS
 from trainlab.models.optim import PackedOptimizer, clip_gradients
@@ -21,8 +21,6 @@ from trainlab.models.slots import SlotEvaluation
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 Scheduler = Literal["plateau", "step", "cosine"]
 Loss = Literal["auto", "bce", "cross_entropy", "mse", "l1", "huber"]
-# Hooks Lightning calls around each optimizer step; MLPModule skips them when no one overrides them.
-STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 # The settings a member of a population may hold on its own: none changes a shape or the data.
 MEMBER_SETTINGS = ("lr", "weight_decay", "momentum", "dropout", "l1_penalty", "gradient_clip_val")
 
@@ -189,7 +187,7 @@ class MLPModule(pl.LightningModule):
         metrics = tasks.make_metrics(task, num_classes, sync_on_compute=False)
         self.metrics = torch.nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
         self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in ("val", "test")})
-        self._lean = False
+        self._steps: StepPath | None = None  # set when training starts
         self.frozen = torch.zeros(self.members, dtype=torch.bool)  # members stopped early (several slots)
         self.log_val_metrics()
 
@@ -247,6 +245,7 @@ class MLPModule(pl.LightningModule):
             batches = batches[: max(trainer.max_steps - trainer.global_step, 0)]
         if not batches:
             return
+        steps = self._steps
         epoch = self._epoch  # a plain dict: assigning module attributes costs microseconds each, per step
         loss_before, rows_before = epoch["loss"].sum(), epoch["rows"].sum()
         for x, y, counts in batches:
@@ -255,11 +254,11 @@ class MLPModule(pl.LightningModule):
                 if self.hparams.population is None:
                     self._fail_non_finite(losses, optimizer, epoch["last"])
                 losses = self._stop_diverged(losses)
-            self._zero_grad(optimizer)
+            steps.zero_grad(optimizer)
             objective = losses.sum()  # each member's gradient is its own loss's
             if self._l1 is not None:
                 objective = objective + (self._l1 * self.net.l1_norms()).sum()
-            self._backward(objective)
+            steps.backward(objective)
             if self._clip is not None:
                 clip_gradients(self.net.flat.grad, self._clip, self.hparams.gradient_clip_algorithm)
             rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
@@ -268,7 +267,7 @@ class MLPModule(pl.LightningModule):
             else:
                 moving = ~self.frozen.cpu() if counts is None else (counts.cpu() > 0) & ~self.frozen.cpu()
                 optimizer.optimizer.active = moving.nonzero().flatten().tolist()
-            self._optimizer_step(optimizer)
+            steps.step(optimizer)
             epoch["loss"] += losses.detach() * rows
             epoch["rows"] += rows
             epoch["last"] = losses.detach()
@@ -313,7 +312,7 @@ class MLPModule(pl.LightningModule):
         """Whether every member's loss is finite on every rank (so that all ranks stop together). On the CPU
         this costs nothing; on a GPU it is one host synchronisation per step."""
         finite = math.isfinite(loss.sum().item())
-        if not self._lean and self.trainer.world_size > 1:
+        if self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         return finite
 
@@ -367,14 +366,7 @@ class MLPModule(pl.LightningModule):
             self.hparams.gradient_clip_val,
             "null under 16-bit mixed precision; clip with bf16-mixed or 32-true",
         )
-        # Lightning's manual_backward and optimizer.step call hooks around every step. When nothing listens
-        # to them, no gradient scaler is needed and a single device trains, we call torch directly (keeping
-        # Lightning's step count): the same arithmetic without the per-step overhead.
-        listening = any(is_overridden(hook, self, pl.LightningModule) for hook in (*STEP_HOOKS, "backward")) or any(
-            is_overridden(hook, callback, pl.Callback) for callback in trainer.callbacks for hook in STEP_HOOKS
-        )
-        self._lean = type(trainer.strategy) is SingleDeviceStrategy and scaler is None and not listening
-        self._trained = [p for p in self.parameters() if p.requires_grad]
+        self._steps = StepPath(self, lean=can_be_lean(self, trainer))  # see trainlab.models.lean_step
         l1, clip = self.member_settings("l1_penalty"), self.member_settings("gradient_clip_val")
         self._l1 = torch.tensor(l1, device=self.device) if any(v > 0 for v in l1) else None
         # a member without clipping among clipped ones is clipped to inf: its gradient is left exactly as it is
@@ -404,27 +396,6 @@ class MLPModule(pl.LightningModule):
         data = self.trainer.datamodule if self._trainer is not None else None
         if data is not None and hasattr(data, "serve_members"):
             data.serve_members(list(zip(self.member_slots, self.member_seeds, strict=True)))
-
-    def _zero_grad(self, optimizer) -> None:
-        if self._lean:  # what optimizer.zero_grad(set_to_none=True) does, without its profiling wrapper
-            for parameter in self._trained:
-                parameter.grad = None
-        else:
-            optimizer.zero_grad(set_to_none=True)
-
-    def _backward(self, objective: torch.Tensor) -> None:
-        if self._lean:
-            objective.backward()
-        else:
-            self.manual_backward(objective)
-
-    def _optimizer_step(self, optimizer) -> None:
-        if self._lean:
-            optimizer._on_before_step()  # Lightning's step counter (trainer.global_step) and profiler
-            optimizer.optimizer.update(optimizer.optimizer.active)
-            optimizer._on_after_step()
-        else:
-            optimizer.step()
 
     def l1_norm(self) -> torch.Tensor:
         """The L1 norm of the linear layers' weights (not biases, not batch norm), summed over members."""
