@@ -11,6 +11,7 @@ from sklearn import metrics as skm
 from conftest import config, read_json, run_cli, run_dirs
 from trainlab.reporting import figures
 
+METRICS = ("accuracy", "precision", "recall", "f1", "auroc")
 LEAN = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 EXPECTED = {
     "seed": {"data", "learning_curves", "roc", "precision_recall", "calibration", "confusion_matrix"},
@@ -68,7 +69,44 @@ def test_tensorboard_has_the_figures_and_the_hparams():
     assert {f"plots/{name}" for name in EXPECTED["seed"]} <= set(events.Tags()["images"])
     hparams = events.PluginTagToContent("hparams")
     assert hparams  # the HParams view's session data, with the test metrics as its metrics
-    assert any(b"test/accuracy" in content for content in hparams.values())
+    # named as tuning trials name theirs: config keys, metrics under hparams/ (off the per-epoch curves)
+    assert any(b"hparams/test/accuracy" in content for content in hparams.values())
+    assert any(b"model.init_args.lr" in content for content in hparams.values())
+    assert events.Scalars("hparams/test/accuracy")[0].value == pytest.approx(
+        read_json(run / "metrics.json")["test/accuracy"]
+    )
+
+
+def test_without_a_validation_split_every_per_epoch_number_is_named_test(capsys):
+    """seed.yaml has no validation split: the test split is evaluated every epoch, so its curves, summary
+    lines, report and diagnosis say test, never val; with a validation split they say val."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainlab.reporting.report import read_curves
+
+    args = ["--trainer.max_epochs", "4", "--run.summary_every", "2", "--run.val_metrics_every", "1", *LEAN]
+    assert run_cli("fit", "-c", config("seed"), *args) == 0
+    (run,) = run_dirs("seed")
+    out = capsys.readouterr().out
+    assert "Epoch [2/4], train/loss" in out and ", test/loss " in out and "test/accuracy" in out
+    tags = EventAccumulator(str(run)).Reload().Tags()["scalars"]
+    assert not [t for t in tags if t.startswith("val/")]
+    curves = read_curves(run)
+    assert curves["test/loss"][0] == [1, 2, 3, 4]  # per epoch; the test after the fit adds no fifth point
+    assert curves["test/loss"][1][-1] == pytest.approx(read_json(run / "metrics.json")["test/loss"])  # last tested
+    diagnosis = read_json(run / "diagnosis.json")
+    assert diagnosis["held_out"] == "test" and "best_test_loss" in diagnosis["evidence"]
+    assert not [k for k in diagnosis["evidence"] if "val" in k]
+    assert "val/" not in (run / "report.html").read_text()
+    # a validation metric is refused where there is no validation split, with the names that exist
+    assert run_cli("fit", "-c", config("seed"), "--run.monitor", "val/loss", *args) == 2
+    err = capsys.readouterr().err
+    assert "run.monitor" in err and "test/loss" in err and "without a validation split" in err
+
+    assert run_cli("fit", "-c", config("seed"), "--data.init_args.val_fraction", "0.2", *args) == 0
+    out = capsys.readouterr().out
+    assert ", val/loss " in out and "test/loss" not in out.split("Epoch [4/4]")[1].splitlines()[0]
+    assert set(read_curves(run_dirs("seed")[-1])) == {"train/loss", *(f"val/{m}" for m in ("loss", *METRICS))}
 
 
 def test_no_report_when_turned_off():

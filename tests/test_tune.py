@@ -248,7 +248,7 @@ def test_a_storage_url_holds_the_study_and_trials_log_hyperparameters_for_tensor
         hparams = events.PluginTagToContent("hparams")
         assert "_hparams_/session_start_info" in hparams
         assert b"model.init_args.lr" in hparams["_hparams_/session_start_info"]
-        assert events.Scalars("tuned/val/loss")[0].value == pytest.approx(trial.value)
+        assert events.Scalars("hparams/val/loss")[0].value == pytest.approx(trial.value)
 
 
 def test_workers_share_the_cpu_or_own_a_gpu_each():

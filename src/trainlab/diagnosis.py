@@ -115,7 +115,9 @@ def diagnose(history: History, context: dict, thresholds: DoctorOptions) -> dict
         evidence["constant_prediction_loss"] = baseline
     if h.val_loss:
         best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
-        evidence.update(best_epoch=h.val_epoch[best] + 1, best_val_loss=h.val_loss[best], final_val_loss=h.val_loss[-1])
+        held_out = context.get("held_out", "val")  # the split evaluated every epoch: val, or test without one
+        evidence["best_epoch"] = h.val_epoch[best] + 1
+        evidence[f"best_{held_out}_loss"], evidence[f"final_{held_out}_loss"] = h.val_loss[best], h.val_loss[-1]
         if h.train_loss and h.val_epoch[-1] < len(h.train_loss):
             evidence["final_gap"] = h.val_loss[-1] - h.train_loss[h.val_epoch[-1]]
     if h.grad_norm:
@@ -236,8 +238,10 @@ def remedies(verdict: str, context: dict) -> list[str]:
         )
     if verdict == "imbalance":
         classes = context.get("classes") or {}
-        monitor = classes.get("monitor", "")
-        advice = [f"monitor a metric that sees the rare class: run.monitor=val/f1 or val/auroc (now {monitor})"]
+        monitor, held_out = classes.get("monitor", ""), context.get("held_out", "val")
+        advice = [
+            f"monitor a metric that sees the rare class: run.monitor={held_out}/f1 or {held_out}/auroc (now {monitor})"
+        ]
         if not monitor.endswith(("accuracy",)):
             advice = []
         return advice + [
@@ -259,7 +263,15 @@ def remedies(verdict: str, context: dict) -> list[str]:
     if verdict == "overfitting":
         dropout = hp.get("dropout", 0.0)
         decay = hp.get("weight_decay", 0.0)
-        advice = [] if context.get("early_stopping") else ["turn on early stopping: run.early_stopping.patience=10"]
+        if context.get("early_stopping"):
+            advice = []
+        elif context.get("held_out", "val") == "test":  # stopping early on the test split would choose on it
+            advice = [
+                "hold out a validation split and stop early on it: data.init_args.val_fraction=0.2 "
+                "run.early_stopping.patience=10 run.test_ckpt=best"
+            ]
+        else:
+            advice = ["turn on early stopping: run.early_stopping.patience=10"]
         if dropout < 0.5:
             advice.append(f"dropout: {key}.dropout={min(0.5, max(0.2, dropout * 2)):g} (now {dropout:g})")
         advice.append(f"weight decay: {key}.weight_decay={max(1e-4, decay * 10):g} (now {decay:g})")

@@ -56,11 +56,13 @@ class RunOptions:
 
     Args:
         monitor: the metric that picks the best checkpoint and drives early stopping (val/loss,
-            val/accuracy, val/f1, val/auroc, val/r2, ... or train/loss).
+            val/accuracy, val/f1, val/auroc, val/r2, ... or train/loss); without a validation split the
+            per-epoch numbers are the test split's, named test/loss, test/accuracy, ...; null: the loss of
+            the split evaluated every epoch (val/loss, or test/loss).
         mode: min or max; auto takes the metric's natural direction (max for accuracy, min for loss).
         early_stopping: patience and min_delta; null turns early stopping off.
         summary_every: print a one-line summary every N epochs (0: never).
-        val_metrics_every: log the full set of validation metrics every N epochs; val/loss, the
+        val_metrics_every: log the full set of per-epoch held-out metrics every N epochs; the loss, the
             headline metric (val/accuracy or val/r2) and `monitor` are logged every epoch.
         test_after_fit: after `fit`, test a checkpoint and write metrics.json into the run directory.
         test_ckpt: which checkpoint that test uses: best (on `monitor`) or last.
@@ -73,7 +75,7 @@ class RunOptions:
         doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
     """
 
-    monitor: str = "val/loss"
+    monitor: str | None = None
     mode: Literal["auto", "min", "max"] = "auto"
     early_stopping: EarlyStoppingOptions | None = None
     summary_every: int = 10
@@ -188,6 +190,9 @@ class TrainlabCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         run: RunOptions = self._get(self.config_init, "run")
+        held_out = self.datamodule.validation_split  # the split evaluated every epoch: val, or test without one
+        self.model.name_held_out(held_out)
+        run.monitor = run.monitor or f"{held_out}/loss"
         self._check_run_options(run)
         self._check_trainer_options()
         self._check_checkpoint_fits_data()
@@ -315,7 +320,8 @@ class TrainlabCLI(LightningCLI):
             scheduler = self.model.hparams.scheduler
             require(scheduler != "plateau", "model.init_args.scheduler", scheduler, f"not plateau: plateau {why}")
         allowed = self.model.monitorable()
-        require(run.monitor in allowed, "run.monitor", run.monitor, f"one of {', '.join(allowed)}")
+        why = " (without a validation split the test split is evaluated every epoch)" if "test/loss" in allowed else ""
+        require(run.monitor in allowed, "run.monitor", run.monitor, f"null or one of {', '.join(allowed)}{why}")
         natural = natural_mode(run.monitor)
         require(
             run.mode in ("auto", natural),

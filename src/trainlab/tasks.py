@@ -40,6 +40,18 @@ HIGHER_IS_BETTER = {
 }
 
 
+def epoch_keys(task: str, held_out: str = "val") -> tuple[str, str, str]:
+    """The keys a one-line epoch summary shows: the training loss, the held-out split's loss and headline
+    metric (`held_out`: "val", or "test" when the data has no validation split)."""
+    return "train/loss", f"{held_out}/loss", f"{held_out}/{HEADLINE[task]}"
+
+
+def held_out_of(keys) -> str:
+    """Which split a run's per-epoch held-out numbers came from, judged by its metric keys: "val" when it
+    logged any val/ key, else "test" (a run without a validation split evaluates the test split every epoch)."""
+    return "val" if any(str(k).startswith("val/") for k in keys) else "test"
+
+
 def output_dim(task: str, num_classes: int | None) -> int:
     return num_classes if task == "multiclass" else 1
 

@@ -69,7 +69,7 @@ class TrainingDoctor(pl.Callback):
                     self.warnings.append(
                         f"run.monitor={self.monitor} on imbalanced classes (the rarest is {counts.min() / len(y):.0%} "
                         "of the training samples): accuracy can look good while the rare class is missed; "
-                        "monitor val/f1 or val/auroc"
+                        f"monitor {pl_module.held_out}/f1 or {pl_module.held_out}/auroc"
                     )
         if trainer.is_global_zero:  # a warning, not a print: the CLI shows it as one line, a library user as usual
             for warning in self.warnings:
@@ -108,15 +108,16 @@ class TrainingDoctor(pl.Callback):
         metrics = trainer.callback_metrics  # read once per epoch: computing it costs a fraction of a millisecond
         if "train/loss" in metrics:
             h.train_loss.append(float(metrics["train/loss"]))
-        if self._validated and "val/loss" in metrics:
-            h.val_loss.append(float(metrics["val/loss"]))
+        held_out_loss = f"{pl_module.held_out}/loss"  # val/loss, or test/loss without a validation split
+        if self._validated and held_out_loss in metrics:
+            h.val_loss.append(float(metrics[held_out_loss]))
             h.val_epoch.append(trainer.current_epoch)
         self._validated = False
         if trainer.logger is not None:
             trainer.logger.log_metrics(values, step=trainer.global_step)
 
     def on_validation_end(self, trainer, pl_module):
-        self._validated = not trainer.sanity_checking  # this epoch's val/loss is fresh
+        self._validated = not trainer.sanity_checking  # this epoch's held-out loss is fresh
 
     # --- the verdict ---------------------------------------------------------------------------------
     def on_fit_end(self, trainer, pl_module):
@@ -132,6 +133,7 @@ class TrainingDoctor(pl.Callback):
             "early_stopping": self.early_stopping,
             "non_finite": non_finite,
             "hparams": dict(pl_module.hparams),
+            "held_out": pl_module.held_out,
         }
         data = trainer.datamodule
         if non_finite is None and data is not None and getattr(data, "splits", None):
@@ -140,7 +142,11 @@ class TrainingDoctor(pl.Callback):
             context["weight_norm_ratio"] = float(pl_module.net.flat.detach().norm()) / max(
                 self.initial_weight_norm, 1e-12
             )
-        self.diagnosis = {**diagnose(self.history, context, self.thresholds), "warnings": self.warnings}
+        self.diagnosis = {
+            **diagnose(self.history, context, self.thresholds),
+            "warnings": self.warnings,
+            "held_out": pl_module.held_out,  # the split behind the history's val_loss: val, or test without one
+        }
         if not trainer.is_global_zero:
             return
         if self.path is not None:

@@ -114,8 +114,9 @@ class PredictionsWriter(BasePredictionWriter):
 
 
 class EpochSummary(Callback):
-    """Every `every` epochs (and at the last), one line like the chapter's: epoch, train loss, val loss and
-    the task's headline metric (val/accuracy, or val/r2 for regression)."""
+    """Every `every` epochs (and at the last), one line like the chapter's: epoch, train loss, the held-out
+    loss and the task's headline metric (val/accuracy or val/r2; test/... when the test split is evaluated
+    every epoch because there is no validation split)."""
 
     def __init__(self, every: int = 10):
         self.every = every
@@ -128,7 +129,7 @@ class EpochSummary(Callback):
             return
         metrics = trainer.callback_metrics
         parts = [f"Epoch [{epoch}/{trainer.max_epochs}]"]
-        for key in ("train/loss", "val/loss", f"val/{tasks.HEADLINE[pl_module.task]}"):
+        for key in tasks.epoch_keys(pl_module.task, pl_module.held_out):
             if key in metrics:
                 parts.append(f"{key} {float(metrics[key]):.4f}")
         console_print(trainer, ", ".join(parts))

@@ -62,7 +62,7 @@ class EpochProgressBar(ProgressBar):
         if now - self._postfix_time >= 0.2 or trainer.current_epoch + 1 == trainer.max_epochs:
             self._postfix_time = now
             metrics = trainer.callback_metrics
-            keys = ("train/loss", "val/loss", f"val/{tasks.HEADLINE[pl_module.task]}")
+            keys = tasks.epoch_keys(pl_module.task, pl_module.held_out)
             self.bar.set_postfix({k: f"{float(metrics[k]):.4f}" for k in keys if k in metrics}, refresh=False)
         self.bar.update(1)
 

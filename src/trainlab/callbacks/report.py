@@ -30,8 +30,8 @@ class ReportWriter(pl.Callback):
         X_train, y_train = data.splits["train"]
         figures = {"data": fig.data_scatter(X_train.cpu().numpy(), y_train.cpu().numpy(), task)}
         curves = learning_curves(trainer, folder)
-        monitor = getattr(trainer.checkpoint_callback, "monitor", None) or "val/loss"
-        metric = monitor if not monitor.endswith("loss") else f"val/{tasks.HEADLINE[task]}"
+        monitor = getattr(trainer.checkpoint_callback, "monitor", None) or f"{pl_module.held_out}/loss"
+        metric = monitor if not monitor.endswith("loss") else tasks.epoch_keys(task, pl_module.held_out)[2]
         best = best_epoch(trainer)
         if curves:
             figures["learning_curves"] = fig.learning_curves(curves, metric, best)
@@ -119,10 +119,14 @@ def log_to_tensorboard(trainer, pl_module, images: dict[str, bytes], metrics: di
         writer.add_image(
             f"plots/{name}", np.asarray(imread(io.BytesIO(data), format="png")), trainer.global_step, dataformats="HWC"
         )
+    # Named as tuning trials name theirs (config keys; metrics under hparams/), so that TensorBoard's HParams
+    # view over lightning_logs compares fits and trials column by column; hparams/ keeps these values, logged
+    # at step 0, off the per-epoch curves.
     params = {
-        k: (str(v) if isinstance(v, list | tuple) or v is None else v)
+        f"{pl_module.key}.{k}": (str(v) if isinstance(v, list | tuple) or v is None else v)
         for k, v in pl_module.hparams.items()
         if not k.startswith("_")
     }
-    trainer.logger.log_hyperparams(params, metrics={k: v for k, v in metrics.items() if v is not None})
+    hparam_metrics = {f"hparams/{k}": v for k, v in metrics.items() if v is not None}
+    trainer.logger.log_hyperparams(params, metrics=hparam_metrics)
     writer.flush()

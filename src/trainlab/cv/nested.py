@@ -37,7 +37,7 @@ def run_nested(plan: CVPlan, tune_config: Path, workers: int | None = None, on_f
                 f"outer fold {index} (repeat {repeat}): no trial of its study finished (all pruned, failed or "
                 f"out of time); see {tuned.study_dir / 'leaderboard.csv'} and widen the search or its budget"
             )
-        chosen = {**search.overrides, **tuned.best_params, "run.monitor": tuned.metric}
+        chosen = {**search.overrides, **tuned.best_params, "run.monitor": tuned.search.monitor}
         for key in ("data.init_args.folds", "run.test_after_fit"):
             chosen.pop(key, None)  # the outer fold's own run sets these
         result = run_fold(plan, repeat, index, extra=chosen)

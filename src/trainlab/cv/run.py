@@ -294,9 +294,10 @@ def write_report(plan: CVPlan, summary: dict, results: list[dict]) -> Path:
     from trainlab.reporting import figures
     from trainlab.reporting.report import png_bytes, read_curves, write_cv_report
 
-    headline = f"val/{tasks.HEADLINE[plan.task]}"
     labels = [plan.run_name(r["repeat"], r["fold"]) for r in results]
     curves = [r.get("curves") or read_curves(Path(r["run_dir"])) for r in results]  # packed folds bring theirs
+    # the per-epoch held-out split: the inner validation split, or the held-out fold without one
+    headline = tasks.epoch_keys(plan.task, tasks.held_out_of(curves[0] if curves else ()))[2]
     overlay = figures.compare_curves(labels, curves, headline)
     title = f"Cross-validation of {plan.base.name}"
     return write_cv_report(plan.cv_dir / "report.html", title, summary, {"learning_curves": png_bytes(overlay)})

@@ -18,14 +18,23 @@ class SlotEvaluation:
         self.task, self.slots, self.ensemble = module.task, module.units, h.ensemble
         self.member_slots = torch.tensor(module.member_units)  # each member's unit
         self.data_slots = torch.tensor([unit % h.slots for unit in range(module.units)])  # each unit's data slot
-        metrics = tasks.make_metrics(module.task, h.num_classes, sync_on_compute=False)
-        self.metrics = {
-            stage: [metrics.clone(prefix=f"{stage}/") for _ in range(self.slots)] for stage in ("val", "test")
-        }
+        self.num_classes = h.num_classes
+        self.held_out = "val"  # the per-epoch split's name (MLPModule.name_held_out)
+        self.metrics = {stage: self._collections(stage) for stage in ("val", "test")}
         self._essentials: list | None = None  # per slot, the metrics a thin validation epoch computes
         self.values: dict[str, list[dict[str, float]]] = {}  # per stage, per slot: the last epoch's values
         self.predictions: list[dict] = []  # per slot after a test: scores and targets of its test split
         self.configure()
+
+    def _collections(self, prefix: str) -> list:
+        metrics = tasks.make_metrics(self.task, self.num_classes, sync_on_compute=False)
+        return [metrics.clone(prefix=f"{prefix}/") for _ in range(self.slots)]
+
+    def name_held_out(self, split: str) -> None:
+        """Name the per-epoch evaluation's values after `split` ("test" when there is no validation split)."""
+        self.held_out = split
+        self.metrics["val"] = self._collections(split)
+        self._essentials = None
 
     def configure(self, monitor: str = "val/loss", mode: str = "min", patience: int | None = None, min_delta=0.0):
         """What each slot watches: `monitor` in `mode`; early stopping after `patience` validations without
@@ -93,7 +102,7 @@ class SlotEvaluation:
 
             keep = set(module.val_metrics_always)
             if self.task != "regression":  # accuracy, the headline, is counted in update()
-                keep.discard("val/accuracy")
+                keep.discard(f"{self.held_out}/accuracy")
             self._essentials = [
                 MetricCollection({k: m.clone() for k, m in collection.items() if k in keep})
                 for collection in self.metrics["val"]
@@ -113,11 +122,11 @@ class SlotEvaluation:
             return {}
         losses = (self._loss_sum / self._rows.clamp(min=1)).tolist()
         accuracy = (self._correct / self._rows.clamp(min=1)).tolist() if self._native_accuracy else None
-        per_slot = []
+        per_slot, name = [], self.held_out if stage == "val" else stage
         for slot in range(self.slots):
-            values = {f"{stage}/loss": losses[slot]}
+            values = {f"{name}/loss": losses[slot]}
             if accuracy is not None:
-                values[f"{stage}/accuracy"] = accuracy[slot]
+                values[f"{name}/accuracy"] = accuracy[slot]
             values.update({k: float(v) for k, v in self._collections[slot].compute().items()})
             self._collections[slot].reset()
             per_slot.append(values)

@@ -103,8 +103,12 @@ def differing(configs: list[dict]) -> dict[str, list]:
 
 
 def headline(run: dict) -> str:
+    """The per-epoch metric a run's curves show beside the losses: the held-out accuracy or r2, else its loss."""
+    from trainlab.tasks import held_out_of
+
     keys = run["curves"].keys()
-    return next((k for k in ("val/accuracy", "val/r2") if k in keys), "val/loss")
+    held_out = held_out_of(keys)
+    return next((k for k in (f"{held_out}/accuracy", f"{held_out}/r2") if k in keys), f"{held_out}/loss")
 
 
 def rebuild(run: dict) -> Path:

@@ -4,6 +4,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
+from trainlab.tasks import held_out_of
+
 
 def _figure(width: float = 5.0, height: float = 4.0):
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -28,10 +30,10 @@ def data_scatter(X: np.ndarray, y: np.ndarray, task: str) -> Figure:
 
 
 def learning_curves(curves: dict[str, tuple[list[int], list[float]]], metric: str, best_epoch: int | None) -> Figure:
-    """Loss curves (left) and a validation metric (right) per epoch; the best epoch marked."""
+    """Loss curves (left) and a held-out metric (right) per epoch; the best epoch marked."""
     fig = Figure(figsize=(9, 3.8), layout="constrained")
     loss_ax, metric_ax = fig.subplots(1, 2)
-    for key in ("train/loss", "val/loss"):
+    for key in ("train/loss", f"{held_out_of(curves)}/loss"):
         if key in curves:
             loss_ax.plot(*curves[key], label=key)
     loss_ax.set(title="Loss", xlabel="epoch")
@@ -134,18 +136,19 @@ def residuals(y: np.ndarray, predicted: np.ndarray) -> Figure:
 
 
 def compare_curves(labels: list[str], curves: list[dict], metric: str) -> Figure:
-    """Several runs' losses (train dashed, val solid) and a validation metric, overlaid."""
+    """Several runs' losses (train dashed, held-out solid) and a held-out metric, overlaid."""
+    held_out = metric.split("/")[0]  # the metric is a held-out one: val/..., or test/... (no validation split)
     fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, metric_ax = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(len(labels))]
     for label, run, colour in zip(labels, curves, colours, strict=True):
         if "train/loss" in run:
             loss_ax.plot(*run["train/loss"], color=colour, linestyle="--", alpha=0.7)
-        if "val/loss" in run:
-            loss_ax.plot(*run["val/loss"], color=colour, label=label)
+        if f"{held_out}/loss" in run:
+            loss_ax.plot(*run[f"{held_out}/loss"], color=colour, label=label)
         if metric in run:
             metric_ax.plot(*run[metric], color=colour, label=label)
-    loss_ax.set(title="Loss (val solid, train dashed)", xlabel="epoch")
+    loss_ax.set(title=f"Loss ({held_out} solid, train dashed)", xlabel="epoch")
     metric_ax.set(title=metric, xlabel="epoch")
     for ax in (loss_ax, metric_ax):
         ax.grid(True, alpha=0.3)

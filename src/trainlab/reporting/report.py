@@ -8,12 +8,15 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from trainlab import tasks
 from trainlab.io import write_bytes_atomic, write_text_atomic
 from trainlab.tasks import metric_text
 
 
 def read_curves(folder: Path) -> dict[str, tuple[list[int], list[float]]]:
-    """Per-epoch train/ and val/ scalars of a run directory's TensorBoard events: {key: (epochs, values)}."""
+    """Per-epoch train/ and held-out scalars of a run directory's TensorBoard events: {key: (epochs, values)}.
+    The held-out ones are val/, or test/ for a run without a validation split (it evaluated the test split
+    every epoch); a test after the fit adds no point to them."""
     if not list(folder.glob("events.out.tfevents.*")):
         return {}
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -24,9 +27,15 @@ def read_curves(folder: Path) -> dict[str, tuple[list[int], list[float]]]:
         return {}
     epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")}
     curves = {}
-    for tag in sorted(t for t in tags if t.startswith(("train/", "val/"))):
-        points = [(epoch_at[e.step], e.value) for e in events.Scalars(tag) if e.step in epoch_at]
-        curves[tag] = ([p[0] for p in points], [p[1] for p in points])
+    held_out = f"{tasks.held_out_of(tags)}/"
+    # the steps of training epochs: a test after the fit logs test/ values (and an epoch) at a step of its own
+    trained = {e.step for e in events.Scalars("train/loss")} if "train/loss" in tags else set(epoch_at)
+    for tag in sorted(t for t in tags if t.startswith(("train/", held_out))):
+        points: dict[int, float] = {}  # per step its first value (the report's HParams entry logs at step 0 again)
+        for e in events.Scalars(tag):
+            if e.step in epoch_at and e.step in trained:
+                points.setdefault(e.step, e.value)
+        curves[tag] = ([epoch_at[step] for step in points], list(points.values()))
     return curves
 
 

@@ -15,11 +15,18 @@ def check_search(config: TuneConfig) -> Search:
 
     # run.mode is checked below, with the tuned metric as run.monitor (as every trial runs)
     cli = build_config(config.base, config.overrides, f"base {config.base.name} with overrides")
-    metric = config.metric or cli.config_init["run"].monitor
-    allowed = [m for m in cli.model.monitorable() if m.startswith("val/")]
+    held_out = cli.datamodule.validation_split  # test: no validation split (allowed with cv, checked below)
+    names = [m.split("/", 1)[1] for m in cli.model.monitorable() if not m.startswith("train/")]
+    base_monitor = cli.config_init["run"].monitor  # the base's, or its held-out loss
+    metric = config.metric or (
+        base_monitor if base_monitor.startswith("train/") else f"val/{base_monitor.split('/')[1]}"
+    )
+    allowed = [f"val/{name}" for name in names]
     require(metric in allowed, "metric", metric, f"a validation metric of this task: {', '.join(allowed)}")
+    # what the trials' fits call it: with cv and no validation split each fold's run evaluates its held-out fold
+    monitor = metric if held_out == "val" else f"{held_out}/{metric.split('/', 1)[1]}"
     require(
-        cli.datamodule.validation_split == "val" or config.cv is not None,
+        held_out == "val" or config.cv is not None,
         "overrides",
         config.overrides,
         "a validation split to choose on: set data.init_args.val_fraction > 0 (the base config has none, "
@@ -34,21 +41,23 @@ def check_search(config: TuneConfig) -> Search:
     direction = "maximize" if natural_mode(metric) == "max" else "minimize"
     # with a pack: the metric, every member setting's extremes and the other keys' first extremes in one build
     firsts = {p.key: p.extremes()[0] for p in config.space if p.key not in PACKABLE}
-    members = packable(config, cli.model) and _check_members_at_once(config, metric, firsts)
+    members = packable(config, cli.model) and _check_members_at_once(config, monitor, firsts)
     if not members:
-        build_config(config.base, fit_overrides(config, metric, {}), f"metric {metric} with mode {config.mode}")
+        build_config(config.base, fit_overrides(config, monitor, {}), f"metric {metric} with mode {config.mode}")
     for param in config.space:
         if members and param.key in PACKABLE:
             continue
         for value in param.extremes()[1:] if members else param.extremes():
-            build_config(config.base, fit_overrides(config, metric, {param.key: value}), f"space.{param.key}={value!r}")
+            build_config(
+                config.base, fit_overrides(config, monitor, {param.key: value}), f"space.{param.key}={value!r}"
+            )
     if config.cv is not None:
         from trainlab.data.folds import check_folds
 
         y = cli.datamodule.load_arrays()[1]
         task = cli.datamodule.task
         check_folds(y, task, config.cv["folds"], task != "regression", "cv.folds")
-    search = Search(config=config, metric=metric, direction=direction, max_epochs=cli.trainer.max_epochs)
+    search = Search(config, metric, direction, cli.trainer.max_epochs, monitor=monitor)
     search.task = cli.datamodule.task
     search.packable = packable(config, cli.model)
     return search

@@ -130,7 +130,7 @@ class PopulationFit(Callback):
         population = [{PACKABLE[k]: v for k, v in params.items() if k in PACKABLE} for params in self.params]
         return {
             **QUIET,
-            **fit_overrides(config, self.search.metric, shared),
+            **fit_overrides(config, self.search.monitor, shared),
             **device_overrides(),
             "model.init_args.population": population,
             "trainer.logger.init_args.save_dir": str(config.study_dir),
@@ -256,7 +256,7 @@ class PopulationFit(Callback):
     def _log_hparams(self, unit: int, pl_module) -> None:
         best = pl_module.slot_evaluation.best[unit]
         if math.isfinite(best):  # as TrialRecorder: the HParams view compares the trials' values
-            self.runs.loggers[unit].log_hyperparams(self.trials[unit].params, {f"tuned/{self.search.metric}": best})
+            self.runs.loggers[unit].log_hyperparams(self.trials[unit].params, {f"hparams/{self.search.metric}": best})
 
     def _write(self, unit: int, trainer, pl_module) -> None:
         self.runs.write_unit(trainer, pl_module, unit)

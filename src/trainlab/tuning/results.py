@@ -73,7 +73,7 @@ def best_config(search: Search, best) -> str:
     """The base config as written, with the fixed overrides and the best trial's values applied."""
     config = yaml.safe_load(search.config.base.read_text()) or {}
     params = {p.key: p.decode(best.params[p.key]) for p in search.config.space}
-    for key, value in fit_overrides(search.config, search.metric, params).items():
+    for key, value in fit_overrides(search.config, search.monitor, params).items():
         _set_dotted(config, key, value)
     if search.config.cv:
         value = f"{search.metric} = {best.value:.6g}, the mean over {search.config.cv['folds']} folds' held-out parts"

@@ -37,12 +37,18 @@ class Search:
     """What every worker needs to know (picklable: workers are separate processes)."""
 
     config: TuneConfig
-    metric: str
+    metric: str  # what trials are ranked on: a val/ metric (the held-out folds' with cv)
     direction: str  # minimize or maximize
     max_epochs: int
     task: str = "binary"
     deadline: float | None = None  # time.time() after which no trial starts
     packable: bool = False  # whether trials may train as populations (see tuning/population.py)
+    # the name the trials' fits log `metric` under: itself, or test/... when cv trials have no validation
+    # split inside their training folds (each fold's run then evaluates its held-out fold every epoch)
+    monitor: str = ""
+
+    def __post_init__(self):
+        self.monitor = self.monitor or self.metric
 
     @property
     def target(self) -> int | None:
@@ -309,7 +315,7 @@ def objective(trial, search: Search) -> float:
     trial.set_user_attr("run_dir", str(run_dir))
     from trainlab.workers import device_overrides
 
-    overrides = {**QUIET, **fit_overrides(config, search.metric, params), **device_overrides()}
+    overrides = {**QUIET, **fit_overrides(config, search.monitor, params), **device_overrides()}
     started = time.perf_counter()
     try:
         if config.cv:
@@ -371,7 +377,7 @@ def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> f
             "data.init_args.folds_exclude_test": not outer,
             "run.test_after_fit": True,
         }
-        recorder = TrialRecorder(search.metric, search.direction, trial.params, log=False)
+        recorder = TrialRecorder(search.monitor, search.direction, trial.params, log=False)
         logger_keys = _logger_keys(run_dir.parent, run_dir.name, f"fold_{index}")
         try:
             result = run(
@@ -419,4 +425,4 @@ class TrialRecorder(Callback):
 
     def _log_hparams(self, trainer) -> None:
         if self.log and trainer.is_global_zero and trainer.logger is not None and self.best is not None:
-            trainer.logger.log_hyperparams(self.params, {f"tuned/{self.metric}": self.best})
+            trainer.logger.log_hyperparams(self.params, {f"hparams/{self.metric}": self.best})
