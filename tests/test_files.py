@@ -142,6 +142,37 @@ def test_parquet_files_train_and_cross_validate():
     assert {r["target"] for r in rows} == {"yes", "no"}  # the file's own labels
 
 
+def test_text_classes_keep_their_names_in_predictions_out_of_fold_rows_and_figures():
+    from trainlab.reporting import figures
+
+    write_csv("train.csv")
+    base = csv_config(target="colour", predict_split="test")  # red, green, blue: three text classes
+    base["trainer"]["max_epochs"] = 2
+    Path("colour.yaml").write_text(yaml.safe_dump(base))
+    result = trainlab.fit("colour.yaml", trainer__enable_progress_bar=False, run__report=False)
+    assert run_cli("predict", "-c", "colour.yaml", "--ckpt_path", result.last_checkpoint, *QUIET) == 0
+    with open(result.run_dir / "predict" / "version_0" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    probabilities = ["probability_blue", "probability_green", "probability_red"]  # the labels, sorted
+    assert list(rows[0]) == ["index", "dataset_index", *probabilities, "prediction", "target"]
+    for row in rows:  # each row's prediction is the label of its largest probability
+        assert row["prediction"] == max(probabilities, key=lambda k: float(row[k])).split("_", 1)[1]
+    assert run_cli("cv", "-c", "colour.yaml", "--folds", "2", *QUIET) == 0
+    with open("lightning_logs/cv/colour/version_0/oof_predictions.csv", newline="") as f:
+        assert next(csv.reader(f))[3:6] == probabilities
+
+    labels = ["blue", "green", "red"]
+    y, predicted = np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1])
+    axes = figures.confusion(y, predicted, 3, labels).axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == labels == [t.get_text() for t in axes.get_yticklabels()]
+    scores = np.eye(3)[[0, 1, 2, 2]] * 0.8 + 0.2 / 3
+    legend = figures.roc_curves(y, scores, labels).axes[0].get_legend().get_texts()
+    assert [t.get_text().split(" vs rest")[0] for t in legend] == labels
+    scatter = figures.data_scatter(np.random.default_rng(0).normal(size=(4, 2)), y.astype(float), "multiclass", labels)
+    assert [t.get_text() for t in scatter.axes[0].get_legend().get_texts()] == labels  # one colour per class
+    assert len(scatter.axes) == 1  # no continuous colour bar for classes
+
+
 def write_rows(path, header, rows):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)

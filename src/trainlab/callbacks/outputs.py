@@ -72,7 +72,8 @@ class PredictionsWriter(BasePredictionWriter):
     """After `predict`, writes `predictions.csv`: one row per sample of the predicted split, in order.
 
     Columns: index (the sample's row in its split), dataset_index (its row in the whole dataset),
-    probability (binary), probability_<k> per class (multiclass), prediction (class or value), target.
+    probability (binary: of the second class), probability_<label> per class (multiclass; the data's own class
+    labels), prediction (class or value), target.
     """
 
     def __init__(self):
@@ -94,8 +95,8 @@ class PredictionsWriter(BasePredictionWriter):
         if pl_module.task == "binary":
             columns["probability"] = scores.tolist()
         elif pl_module.task == "multiclass":
-            for k in range(scores.shape[1]):
-                columns[f"probability_{k}"] = scores[:, k].tolist()
+            for k, name in enumerate(label(range(scores.shape[1]))):
+                columns[f"probability_{name}"] = scores[:, k].tolist()
         target = rows["target"]
         if pl_module.task == "regression":
             columns["prediction"] = rows["prediction"].tolist()

@@ -28,7 +28,8 @@ class ReportWriter(pl.Callback):
         metrics = defined_test_metrics(trainer, pl_module, warn=False)
 
         X_train, y_train = data.splits["train"]
-        figures = {"data": fig.data_scatter(X_train.cpu().numpy(), y_train.cpu().numpy(), task)}
+        labels = data.labels(range(data.num_classes)) if task != "regression" else None  # the data's own names
+        figures = {"data": fig.data_scatter(X_train.cpu().numpy(), y_train.cpu().numpy(), task, labels)}
         curves = learning_curves(trainer, folder)
         monitor = getattr(trainer.checkpoint_callback, "monitor", None) or f"{pl_module.held_out}/loss"
         metric = monitor if not monitor.endswith("loss") else tasks.epoch_keys(task, pl_module.held_out)[2]
@@ -39,13 +40,13 @@ class ReportWriter(pl.Callback):
             figures["predicted_vs_actual"] = fig.predicted_vs_actual(y, predicted)
             figures["residuals"] = fig.residuals(y, predicted)
         elif "test/auroc" in metrics and metrics["test/auroc"] is None:  # a class is absent: no ROC curve exists
-            figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes)
+            figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes, labels)
         else:
-            figures["roc"] = fig.roc_curves(y, scores)
+            figures["roc"] = fig.roc_curves(y, scores, labels)
             if task == "binary":
                 figures["precision_recall"] = fig.precision_recall(y, scores)
                 figures["calibration"] = fig.calibration(y, scores)
-            figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes)
+            figures["confusion_matrix"] = fig.confusion(y, predicted, data.num_classes, labels)
         images = save_plots(figures, folder / "plots")
         if trainer.logger is not None:
             log_to_tensorboard(trainer, pl_module, images, metrics)

@@ -46,6 +46,7 @@ class CVPlan:
     cv_dir: Path
     outer: list = field(default_factory=list)  # enclosing folds (nested CV)
     packs: list | None = None  # the (repeat, fold) jobs of each pack, when the folds train packed
+    class_labels: list = field(default_factory=list)  # the data's own class labels (classification)
 
     def jobs(self) -> list[tuple[int, int]]:
         return [(repeat, index) for repeat in range(self.repeats) for index in range(self.folds)]
@@ -163,7 +164,7 @@ def predictions_table(plan: CVPlan, results: list[dict]) -> str:
     if plan.task == "binary":
         columns.append("probability")
     elif plan.task == "multiclass":
-        columns += [f"probability_{k}" for k in range(plan.num_classes)]
+        columns += [f"probability_{name}" for name in plan.class_labels]
     columns += ["prediction", "target"]
     lines = []
     for result in results:
@@ -274,6 +275,7 @@ def plan_cv(
         stratify=stratified,
         task=data.task,
         num_classes=data.num_classes,
+        class_labels=data.labels(range(data.num_classes)) if data.task != "regression" else [],
         init_seed=seed_everything if isinstance(seed_everything, int) and not isinstance(seed_everything, bool) else 0,
         cv_dir=next_version(output_dir / (name or config.stem)),
         outer=list(outer or []),

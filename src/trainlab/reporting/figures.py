@@ -12,21 +12,35 @@ def _figure(width: float = 5.0, height: float = 4.0):
     return fig, fig.subplots()
 
 
-def data_scatter(X: np.ndarray, y: np.ndarray, task: str) -> Figure:
-    """The training split coloured by class (or target): the first two features, or a 2-D PCA projection."""
+def data_scatter(X: np.ndarray, y: np.ndarray, task: str, labels: list | None = None) -> Figure:
+    """The training split coloured by class (one colour per class, named by `labels`, the data's own class
+    labels; default 0, 1, ...) or by target value: the first two features, or a 2-D PCA projection."""
     fig, ax = _figure()
     if X.shape[1] > 2:
         from sklearn.decomposition import PCA
 
-        points, labels = PCA(n_components=2, random_state=0).fit_transform(X), ("PC 1", "PC 2")
+        points, axes = PCA(n_components=2, random_state=0).fit_transform(X), ("PC 1", "PC 2")
     else:
         points = X if X.shape[1] == 2 else np.column_stack([X[:, 0], np.zeros(len(X))])
-        labels = ("feature 1 (scaled)", "feature 2 (scaled)")
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="viridis", s=12, alpha=0.7)
-    fig.colorbar(scatter, ax=ax, label="target" if task == "regression" else "class")
-    ax.set(title="Training data", xlabel=labels[0], ylabel=labels[1])
+        axes = ("feature 1 (scaled)", "feature 2 (scaled)")
+    if task == "regression":
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="viridis", s=12, alpha=0.7)
+        fig.colorbar(scatter, ax=ax, label="target")
+    else:
+        classes = np.unique(y.astype(int))
+        for k in classes:
+            rows = y.astype(int) == k
+            name = class_names(labels, int(classes.max()) + 1)[k]
+            ax.scatter(points[rows, 0], points[rows, 1], color=f"C{k % 10}", s=12, alpha=0.7, label=str(name))
+        ax.legend(title="class", loc="best", fontsize="small")
+    ax.set(title="Training data", xlabel=axes[0], ylabel=axes[1])
     ax.grid(True, alpha=0.3)
     return fig
+
+
+def class_names(labels: list | None, num_classes: int) -> list:
+    """The classes' names: the data's own labels (a file's text classes), else 0 .. num_classes - 1."""
+    return list(labels) if labels is not None and len(labels) >= num_classes else list(range(num_classes))
 
 
 def learning_curves(curves: dict[str, tuple[list[int], list[float]]], metric: str, best_epoch: int | None) -> Figure:
@@ -48,21 +62,23 @@ def learning_curves(curves: dict[str, tuple[list[int], list[float]]], metric: st
     return fig
 
 
-def roc_curves(y: np.ndarray, scores: np.ndarray) -> Figure:
-    """ROC curve with its AUC (binary), or one-vs-rest curves per class with the macro AUC (multiclass)."""
+def roc_curves(y: np.ndarray, scores: np.ndarray, labels: list | None = None) -> Figure:
+    """ROC curve with its AUC (binary), or one-vs-rest curves per class with the macro AUC (multiclass);
+    classes named by `labels` (default 0, 1, ...)."""
     fig, ax = _figure()
     if scores.ndim == 1:
         fpr, tpr, _ = skm.roc_curve(y, scores)
         ax.plot(fpr, tpr, label=f"AUC = {skm.roc_auc_score(y, scores):.4f}")
     else:
+        names = class_names(labels, scores.shape[1])
         for k in range(scores.shape[1]):
             fpr, tpr, _ = skm.roc_curve(y == k, scores[:, k])
-            ax.plot(fpr, tpr, label=f"class {k} vs rest, AUC = {skm.roc_auc_score(y == k, scores[:, k]):.4f}")
+            ax.plot(fpr, tpr, label=f"{names[k]} vs rest, AUC = {skm.roc_auc_score(y == k, scores[:, k]):.4f}")
         ax.set_title(f"macro AUC = {skm.roc_auc_score(y, scores, multi_class='ovr', average='macro'):.4f}")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate")
     if scores.ndim == 1:
-        ax.set_title("ROC curve")
+        ax.set_title(f"ROC curve (positive class: {class_names(labels, 2)[1]})")
     ax.legend(loc="lower right")
     return fig
 
@@ -76,8 +92,9 @@ def precision_recall(y: np.ndarray, scores: np.ndarray) -> Figure:
     return fig
 
 
-def confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> Figure:
-    """Counts (left) and row-normalised rates (right), each cell annotated."""
+def confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int, labels: list | None = None) -> Figure:
+    """Counts (left) and row-normalised rates (right), each cell annotated; classes named by `labels`."""
+    names = [str(name) for name in class_names(labels, num_classes)]
     counts = skm.confusion_matrix(y, predicted, labels=list(range(num_classes)))
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig = Figure(figsize=(9, 4), layout="constrained")
@@ -100,6 +117,8 @@ def confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> Figure:
             ylabel="actual",
             xticks=range(num_classes),
             yticks=range(num_classes),
+            xticklabels=names,
+            yticklabels=names,
         )
     return fig
 
