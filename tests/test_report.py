@@ -116,7 +116,10 @@ def test_no_report_when_turned_off():
 
 
 def test_report_compares_the_chapters_learning_rates(capsys):
-    """The mini-challenge: seed.yaml at lr 0.1, 0.01 and 0.001, then one `trainlab report`."""
+    """The mini-challenge: seed.yaml at lr 0.1, 0.01 and 0.001, then one `trainlab report`: runs labelled
+    by their lr, the best value per metric starred, each verdict, and the comparison said in words."""
+    from trainlab.reporting.report import read_curves
+
     for lr in ("0.1", "0.01", "0.001"):
         assert run_cli("fit", "-c", config("seed"), "--model.init_args.lr", lr, "--trainer.max_epochs", "5", *LEAN) == 0
     runs = run_dirs("seed")
@@ -130,8 +133,19 @@ def test_report_compares_the_chapters_learning_rates(capsys):
         assert rebuilt.count('<img alt="') == len(list((run / "plots").glob("*.png")))
         assert "<th>train samples</th><td>800, classes " in rebuilt  # the test's data summary came back
     assert "<th>model.init_args.lr</th><td>0.1</td><td>0.01</td><td>0.001</td>" in page
-    accuracies = [f"{read_json(run / 'metrics.json')['test/accuracy']:.4f}" for run in runs]
-    assert "<th>test/accuracy</th>" + "".join(f"<td>{a}</td>" for a in accuracies) in page
+    for lr in ("0.1", "0.01", "0.001"):  # runs are named by what sets them apart
+        assert f"<th>lr={lr}<br><small>" in page
+    accuracies = [read_json(run / "metrics.json")["test/accuracy"] for run in runs]
+    best = max(accuracies)
+    cells = [f"<b>{a:.4f} &#9733;</b>" if a == best else f"{a:.4f}" for a in accuracies]
+    assert "<th>test/accuracy</th>" + "".join(f"<td>{c}</td>" for c in cells) in page  # the best one starred
+    verdicts = [read_json(run / "diagnosis.json")["verdict"] for run in runs]
+    assert "<th>diagnosis</th>" + "".join(f"<td>{v}</td>" for v in verdicts) in page
+    losses = [read_json(run / "metrics.json")["test/loss"] for run in runs]
+    winner = ["lr=0.1", "lr=0.01", "lr=0.001"][losses.index(min(losses))]
+    assert re.search(rf"Best on the test split: .*{re.escape(winner)} on [^;]*test/loss", page)
+    lowest = min(min(read_curves(run)["test/loss"][1]) for run in runs)  # seed.yaml: the test split every epoch
+    assert "Lowest test/loss during training: " in page and f"({lowest:.4f} at epoch " in page
     assert page.count('<img alt="learning_curves"') == 1
 
 

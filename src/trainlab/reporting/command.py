@@ -177,10 +177,19 @@ def write_pages(runs: list[dict], out: Path) -> list[Path]:
         from trainlab.reporting import figures
         from trainlab.reporting.report import png_bytes, write_comparison
 
-        labels = [str(run["folder"]) for run in runs]
-        overlay = figures.compare_curves(labels, [run["curves"] for run in runs], headline(runs[0]))
         diffs = differing([run["config"] for run in runs])
         diffs.pop("trainer.logger.init_args.version", None)
-        metrics = [run["metrics"] for run in runs]
-        pages.append(write_comparison(out, labels, metrics, diffs, {"learning_curves": png_bytes(overlay)}))
+        labels = run_labels(diffs, [run["folder"] for run in runs])
+        overlay = figures.compare_curves(labels, [run["curves"] for run in runs], headline(runs[0]))
+        pages.append(write_comparison(out, runs, labels, diffs, {"learning_curves": png_bytes(overlay)}))
     return pages
+
+
+def run_labels(differences: dict[str, list], folders: list[Path]) -> list[str]:
+    """Each run named by what sets it apart (`lr=0.1, dropout=0.2`); its directory when nothing does or two
+    runs would share a name."""
+    keys = [k for k in differences if not k.endswith(("ckpt_path", "weights_only"))]
+    labels = [", ".join(f"{key.split('.')[-1]}={differences[key][i]}" for key in keys) for i in range(len(folders))]
+    if not all(labels) or len(set(labels)) < len(labels):
+        return [str(folder) for folder in folders]
+    return labels

@@ -116,24 +116,89 @@ def write_report(
 
 
 def write_comparison(
-    path: Path, runs: list[str], metrics: list[dict], differences: dict[str, list], images: dict[str, bytes]
+    path: Path, runs: list[dict], labels: list[str], differences: dict[str, list], images: dict[str, bytes]
 ) -> Path:
-    """Several runs side by side: what differs in their configs, their test metrics, curves overlaid."""
-    head = "".join(f"<th>{html.escape(run)}</th>" for run in runs)
+    """Several runs side by side: what differs in their configs, their verdicts, their test metrics with the
+    best of each marked, what the comparison says in words, curves overlaid. `runs` as load_run reads them."""
+    head = "".join(
+        f"<th>{html.escape(label)}<br><small>{html.escape(str(r['folder']))}</small></th>"
+        for label, r in zip(labels, runs, strict=True)
+    )
 
-    def row(key, values):
-        return f"<tr><th>{html.escape(key)}</th>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>"
+    def row(key, cells):
+        return f"<tr><th>{html.escape(key)}</th>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
-    config_rows = "".join(row(key, [str(v) for v in values]) for key, values in differences.items())
-    keys = sorted({k for m in metrics for k in m})
-    metric_rows = "".join(row(k, [metric_text(m[k]) if k in m else "-" for m in metrics]) for k in keys)
+    config_rows = "".join(row(key, [html.escape(str(v)) for v in values]) for key, values in differences.items())
+    verdicts = [html.escape((r["diagnosis"] or {}).get("verdict", "-")) for r in runs]
+    metrics = [r["metrics"] for r in runs]
+    metric_rows = ""
+    for key in sorted({k for m in metrics for k in m}):
+        best = best_runs(key, [m.get(key) for m in metrics])
+        cells = [metric_text(m[key]) if key in m else "-" for m in metrics]
+        metric_rows += row(key, [f"<b>{c} &#9733;</b>" if i in best else html.escape(c) for i, c in enumerate(cells)])
+    story = "".join(f"<p>{html.escape(line)}</p>" for line in comparison_story(runs, labels))
     body = (
-        f"<h1>Comparison of {len(runs)} runs</h1>"
-        f"<h2>What differs</h2><table><tr><th></th>{head}</tr>{config_rows}</table>"
-        f"<h2>Test metrics</h2><table><tr><th></th>{head}</tr>{metric_rows}</table>"
+        f"<h1>Comparison of {len(runs)} runs</h1>{story}"
+        f"<h2>What differs</h2><table><tr><th></th>{head}</tr>{config_rows}{row('diagnosis', verdicts)}</table>"
+        f"<h2>Test metrics (&#9733; best)</h2><table><tr><th></th>{head}</tr>{metric_rows}</table>"
         f"<h2>Learning curves</h2>{_figures(images)}"
     )
     return write_text_atomic(path, _page(f"Comparison of {len(runs)} runs", body))
+
+
+def best_runs(key: str, values: list) -> set[int]:
+    """The runs holding the best value of metric `key` (ties included); none when its direction is unknown."""
+    higher = tasks.HIGHER_IS_BETTER.get(key.split("/")[-1])
+    numbers = {i: v for i, v in enumerate(values) if isinstance(v, int | float) and v == v}
+    if higher is None or len(numbers) < 2:
+        return set()
+    best = (max if higher else min)(numbers.values())
+    return {i for i, v in numbers.items() if v == best}
+
+
+def comparison_story(runs: list[dict], labels: list[str]) -> list[str]:
+    """The comparison in words: which run is best on the test split, which reached the lowest per-epoch
+    held-out loss, and, when they differ, why two splits (or two metrics) can disagree."""
+    lines = []
+    winners: dict[int, list[str]] = {}
+    for key in sorted({k for r in runs for k in r["metrics"]}):
+        best = best_runs(key, [r["metrics"].get(key) for r in runs])
+        if len(best) == 1:
+            winners.setdefault(next(iter(best)), []).append(key)
+    if winners:
+        parts = [f"{labels[i]} on {', '.join(keys)}" for i, keys in sorted(winners.items())]
+        lines.append("Best on the test split: " + "; ".join(parts) + ".")
+    held = {}
+    for i, r in enumerate(runs):
+        losses = r["curves"].get(f"{tasks.held_out_of(r['curves'])}/loss")
+        if losses and losses[1]:
+            k = min(range(len(losses[1])), key=losses[1].__getitem__)
+            held[i] = (losses[1][k], losses[0][k], tasks.held_out_of(r["curves"]))
+    if len(held) > 1:
+        i = min(held, key=lambda j: held[j][0])
+        value, epoch, split = held[i]
+        lines.append(f"Lowest {split}/loss during training: {labels[i]} ({value:.4f} at epoch {epoch}).")
+        test_loss_best = best_runs("test/loss", [r["metrics"].get("test/loss") for r in runs])
+        headline = next((k for k in ("test/accuracy", "test/r2") if any(k in r["metrics"] for r in runs)), None)
+        headline_best = best_runs(headline, [r["metrics"].get(headline) for r in runs]) if headline else set()
+        if i not in test_loss_best or (headline_best and i not in headline_best):
+            lines.append(
+                "They disagree, and both can be right: a value chosen as the best of many epochs or runs on one "
+                "split is partly that split's luck (choose on validation data, report on the test split once); "
+                "each split is a small sample, so runs a few samples apart are within its noise; and a loss "
+                "weighs how confident each prediction is while accuracy only counts which side of the threshold "
+                "it falls, so the run with the lowest loss need not be the most accurate. The tested checkpoint "
+                "(run.test_ckpt: best or last) also decides which epoch the test numbers describe."
+            )
+    verdicts = {(r["diagnosis"] or {}).get("verdict") for r in runs} - {None, "healthy"}
+    if verdicts:
+        named = [
+            f"{labels[i]}: {r['diagnosis']['verdict']}"
+            for i, r in enumerate(runs)
+            if (r["diagnosis"] or {}).get("verdict") not in (None, "healthy")
+        ]
+        lines.append("The doctor's concerns: " + "; ".join(named) + " (each run's report.html has the remedies).")
+    return lines
 
 
 def write_cv_report(path: Path, title: str, summary: dict, images: dict[str, bytes]) -> Path:
