@@ -172,6 +172,14 @@ def test_a_wide_network_on_a_tiny_noisy_training_set_overfits():
     assert evidence["best_epoch"] < 50 and evidence["final_val_loss"] > 2 * evidence["best_val_loss"]
 
 
+def test_a_failed_fit_ends_the_progress_bar_line_before_its_message(capsys):
+    args = ["--model.init_args.optimizer", "sgd", "--model.init_args.lr", "1e30", "--trainer.max_epochs", "3"]
+    assert run_cli("fit", "-c", config("regression"), *args, "--trainer.enable_progress_bar", "true") == 3
+    captured = capsys.readouterr()
+    assert "Training" in captured.out and captured.out.endswith("\n")  # the bar's line is ended
+    assert captured.err.strip().splitlines()[-1].startswith("trainlab: training failed: the training loss became")
+
+
 def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss(capsys):
     # SGD at lr 0.02 trains; the step schedule raises it ten-thousandfold after two epochs: the third diverges
     args = ["--model.init_args.optimizer", "sgd", "--model.init_args.lr", "0.02", "--model.init_args.scheduler"]

@@ -68,6 +68,9 @@ class EpochProgressBar(ProgressBar):
 
     on_train_end = _close
 
+    def on_exception(self, trainer, pl_module, exception):
+        self._close()  # the bar's line ends, so the error (or the stop) that follows starts a line of its own
+
     # validate (outside fit), test, predict: one step per batch
     def _start_batches(self, trainer, description: str, totals) -> None:
         if trainer.state.fn != "fit":  # validation inside fit shows on the epoch bar
