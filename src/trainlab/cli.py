@@ -57,7 +57,8 @@ The keys changed most often (any key of a config can be given as --dotted.key VA
           --data.init_args.path FILE                --data.init_args.target COLUMN  (FileDataModule)
   trainer --trainer.max_epochs N                    --trainer.accelerator cpu|gpu|auto
           --trainer.devices N                       --trainer.strategy auto|ddp
-  run     --run.monitor val/loss                    --run.early_stopping.patience 10
+  run     --run.monitor null                        (null: val/loss, or test/loss with no validation split)
+          --run.early_stopping.patience 10
           --run.test_ckpt best|last                 --run.report true
           --seed_everything 42
 {ckpt_line}
