@@ -32,7 +32,10 @@ CASES = {
         "model.init_args.loss='mse' is not allowed: for task binary: auto or bce",
     ),
     "bad type": (["--trainer.max_epochs", "many"], "trainer.max_epochs: Expected a int (got 'many')"),
-    "unknown monitor": (["--run.monitor", "val/r2"], "run.monitor='val/r2' is not allowed: null or one of train/loss, test/loss"),
+    "unknown monitor": (
+        ["--run.monitor", "val/r2"],
+        "run.monitor='val/r2' is not allowed: null or one of train/loss, test/loss",
+    ),
     "trainer clipping": (
         ["--trainer.gradient_clip_val", "1.0"],
         "trainer.gradient_clip_val=1.0 is not allowed: null: trainlab clips in its own optimizer loop; "

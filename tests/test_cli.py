@@ -303,6 +303,38 @@ def test_a_misspelt_key_gets_a_did_you_mean(args, expected, capsys):
     assert err.count("\n") == 0 and expected in err
 
 
+EARLY = [
+    (["--model.init_args.lr", "-0.1"], "model.init_args.lr=-0.1 is not allowed: a number > 0"),
+    (["--model.init_args.optimizer=adagrad"], "model.init_args.optimizer: got 'adagrad'; allowed: 'sgd', 'adam'"),
+    (["--model.init_args.hidden_dims", "[16, 0]"], "model.init_args.hidden_dims=[16, 0] is not allowed: a list of"),
+    (["--data.init_args.batch_size", "0"], "data.init_args.batch_size=0 is not allowed: an integer >= 1"),
+    (["--run.summary_every", "-1"], "run.summary_every=-1 is not allowed: an integer >= 0"),
+    (["-c", "dropout.yaml"], "model.init_args.dropout=1.5 is not allowed: a probability in [0, 1)"),  # from a file
+]
+
+
+def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parsers_words():
+    """The early check (trainlab.cli.check_values) and the classes share trainlab.rules: the same message,
+    without the seconds Lightning's import costs; a class of the user's own is left to the full parser."""
+    from trainlab.errors import as_user_error
+    from trainlab.lightning_cli import run_lightning_cli
+
+    Path("dropout.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"dropout": 1.5}}}))
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    for extra, expected in EARLY:
+        args = ["fit", "-c", config("seed"), *extra]
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True)
+        error = done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 2 and error == f"trainlab: error: {error.split(': ', 2)[2]}", done.stderr[-500:]
+        assert expected in error and "lightning" not in done.stderr  # answered before importing Lightning
+        with pytest.raises(Exception) as full:  # the full path, which checks every value with the classes
+            run_lightning_cli(args)
+        assert str(as_user_error(full.value)) == error.removeprefix("trainlab: error: ")
+    own = ["fit", "-c", config("seed"), "--model", "mypackage.MyModel", "--model.init_args.lr", "-1"]
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *own], capture_output=True, text=True)
+    assert done.returncode == 2 and "lightning" in done.stderr  # not trainlab's class: the full parser answers
+
+
 def test_a_command_without_a_config_says_to_give_one_with_dash_c(capsys):
     assert run_cli("fit") == 2
     assert "give a config with -c, for example: trainlab fit -c configs/seed.yaml" in capsys.readouterr().err

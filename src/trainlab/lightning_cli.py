@@ -19,7 +19,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from trainlab import tasks
+from trainlab import rules, tasks
 from trainlab.callbacks import (
     BestCheckpoint,
     DiscardOnBadInput,
@@ -329,23 +329,11 @@ class TrainlabCLI(LightningCLI):
             run.mode,
             f"auto or {natural}: {run.monitor} is better when it is {'higher' if natural == 'max' else 'lower'}",
         )
-        require(run.threads is None or run.threads >= 1, "run.threads", run.threads, "null or an integer >= 1")
-        require(run.summary_every >= 0, "run.summary_every", run.summary_every, "an integer >= 0")
-        require(run.val_metrics_every >= 1, "run.val_metrics_every", run.val_metrics_every, "an integer >= 1")
-        every = run.last_checkpoint_every
-        require(every >= 0, "run.last_checkpoint_every", every, "a number of seconds >= 0 (0: every epoch)")
+        rules.check("run", rules.RUN, {name: getattr(run, name) for name in rules.RUN})
         if run.early_stopping is not None:
-            require(
-                run.early_stopping.patience >= 1,
-                "run.early_stopping.patience",
-                run.early_stopping.patience,
-                "an integer >= 1",
-            )
-            require(
-                run.early_stopping.min_delta >= 0,
-                "run.early_stopping.min_delta",
-                run.early_stopping.min_delta,
-                "a number >= 0",
+            stop = run.early_stopping
+            rules.check(
+                "run.early_stopping", rules.EARLY_STOPPING, {"patience": stop.patience, "min_delta": stop.min_delta}
             )
 
     def after_fit(self) -> None:

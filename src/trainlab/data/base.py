@@ -2,7 +2,6 @@
 
 import dataclasses
 from abc import abstractmethod
-from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -10,12 +9,12 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from trainlab import rules
 from trainlab.data.batching import PackedBatches, PackedEvaluation, TensorBatches
 from trainlab.data.folds import Fold, fold_split
 from trainlab.errors import UserError, require
+from trainlab.rules import Split
 from trainlab.tasks import TASKS
-
-Split = Literal["train", "val", "test"]
 
 
 def standardise_in_place(X: np.ndarray, scaler: StandardScaler, rows_per_chunk: int = 65536) -> None:
@@ -86,10 +85,8 @@ class TabularDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         k = self.key
-        require(batch_size >= 1, f"{k}.batch_size", batch_size, "an integer >= 1")
-        require(eval_batch_size >= 1, f"{k}.eval_batch_size", eval_batch_size, "an integer >= 1")
-        require(0 <= val_fraction < 1, f"{k}.val_fraction", val_fraction, "a fraction in [0, 1)")
-        require(0 < test_fraction < 1, f"{k}.test_fraction", test_fraction, "a fraction in (0, 1)")
+        sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size}
+        rules.check(k, rules.DATA, {**sizes, "val_fraction": val_fraction, "test_fraction": test_fraction})
         require(
             val_fraction + test_fraction < 1,
             f"{k}.val_fraction + test_fraction",
@@ -99,8 +96,7 @@ class TabularDataModule(pl.LightningDataModule):
         require(
             predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split, "one of train, val, test"
         )
-        require(batches_per_step >= 1, f"{k}.batches_per_step", batches_per_step, "an integer >= 1")
-        require(0 <= seed < 2**32, f"{k}.seed", seed, "an integer from 0 to 2**32 - 1")
+        rules.check(k, rules.DATA, {"batches_per_step": batches_per_step, "seed": seed})
         require(
             not (predict_split == "val" and val_fraction == 0),
             f"{k}.predict_split",

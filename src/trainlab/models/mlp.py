@@ -1,11 +1,9 @@
 """A plain multilayer perceptron: nothing Lightning about it."""
 
-from typing import Literal
-
 from torch import nn
 
-Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
-Init = Literal["default", "xavier", "kaiming"]
+from trainlab.rules import Activation, Init
+
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 

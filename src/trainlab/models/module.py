@@ -2,27 +2,24 @@
 
 import math
 from collections.abc import Iterable
-from typing import Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from torchmetrics import MeanMetric, MetricCollection
 
-from trainlab import tasks
+from trainlab import rules, tasks
 from trainlab.errors import TrainingFailed, require
 from trainlab.models.lean_step import StepPath, can_be_lean
-from trainlab.models.mlp import ACTIVATIONS, Activation, Init
+from trainlab.models.mlp import ACTIVATIONS
 from trainlab.models.optim import ALGORITHMS as OPTIMIZERS
 from trainlab.models.optim import PackedOptimizer, clip_gradients
 from trainlab.models.packed import PackedMLP
 from trainlab.models.slots import SlotEvaluation
+from trainlab.rules import Activation, Init, Loss, Optimizer, Scheduler
 
-Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
-Scheduler = Literal["plateau", "step", "cosine"]
-Loss = Literal["auto", "bce", "cross_entropy", "mse", "l1", "huber"]
 # The settings a member of a population may hold on its own: none changes a shape or the data.
-MEMBER_SETTINGS = ("lr", "weight_decay", "momentum", "dropout", "l1_penalty", "gradient_clip_val")
+MEMBER_SETTINGS = rules.MEMBER
 
 
 class MLPModule(pl.LightningModule):
@@ -95,7 +92,7 @@ class MLPModule(pl.LightningModule):
         plateau_patience: int = 10,
         cosine_epochs: int | None = None,
         gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: Literal["norm", "value"] = "norm",
+        gradient_clip_algorithm: rules.ClipAlgorithm = "norm",
         ensemble: int = 1,
         slots: int = 1,
         seeds: list[int] | None = None,
@@ -112,10 +109,8 @@ class MLPModule(pl.LightningModule):
                 num_classes,
                 "an integer >= 2 for multiclass",
             )
-        require(all(h >= 1 for h in hidden_dims), f"{k}.hidden_dims", hidden_dims, "a list of integers >= 1")
         require(activation in ACTIVATIONS, f"{k}.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
         require(optimizer in OPTIMIZERS, f"{k}.optimizer", optimizer, f"one of {', '.join(OPTIMIZERS)}")
-        require(ensemble >= 1, f"{k}.ensemble", ensemble, "an integer >= 1 (1: one model)")
         require(slots >= 1, f"{k}.slots", slots, "an integer >= 1")
         require(
             (slots == 1 and not population) or scheduler != "plateau",
@@ -132,6 +127,8 @@ class MLPModule(pl.LightningModule):
         )
         own = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "dropout": dropout}
         own.update(l1_penalty=l1_penalty, gradient_clip_val=gradient_clip_val)
+        shapes = {"hidden_dims": hidden_dims, "ensemble": ensemble, "step_size": step_size}
+        rules.check(k, rules.MODEL, {**shapes, "plateau_patience": plateau_patience, "cosine_epochs": cosine_epochs})
         _check_settings(k, own, optimizer, nesterov)
         for index, entry in enumerate(population or []):
             where = f"{k}.population[{index}]"
@@ -141,19 +138,11 @@ class MLPModule(pl.LightningModule):
                     name in MEMBER_SETTINGS, f"{where}.{name}", entry[name], f"a key of {', '.join(MEMBER_SETTINGS)}"
                 )
             _check_settings(where, {**own, **entry}, optimizer, nesterov)
-        require(step_size >= 1, f"{k}.step_size", step_size, "an integer >= 1 (epochs)")
         require(
             0 < gamma < 1 if scheduler == "plateau" else gamma > 0,
             f"{k}.gamma",
             gamma,
             "a factor in (0, 1) for plateau, > 0 otherwise",
-        )
-        require(plateau_patience >= 0, f"{k}.plateau_patience", plateau_patience, "an integer >= 0")
-        require(
-            cosine_epochs is None or cosine_epochs >= 1,
-            f"{k}.cosine_epochs",
-            cosine_epochs,
-            "null (the run's max_epochs) or an integer >= 1",
         )
         fitting = tasks.LOSSES[task]
         loss = fitting[0] if loss == "auto" else loss
@@ -534,16 +523,10 @@ class MLPModule(pl.LightningModule):
 
 def _check_settings(where: str, values: dict, optimizer: str, nesterov: bool) -> None:
     """The member settings' own rules (a module's, or one trial's of a population)."""
-    require(values["lr"] > 0, f"{where}.lr", values["lr"], "a number > 0")
-    require(values["weight_decay"] >= 0, f"{where}.weight_decay", values["weight_decay"], "a number >= 0")
-    require(values["momentum"] >= 0, f"{where}.momentum", values["momentum"], "a number >= 0")
-    require(0 <= values["dropout"] < 1, f"{where}.dropout", values["dropout"], "a probability in [0, 1)")
+    rules.check(where, rules.MODEL, values)
     require(
         not nesterov or (optimizer == "sgd" and values["momentum"] > 0),
         f"{where}.nesterov",
         nesterov,
         "true only with optimizer sgd and momentum > 0",
     )
-    require(values["l1_penalty"] >= 0, f"{where}.l1_penalty", values["l1_penalty"], "a number >= 0")
-    clip = values["gradient_clip_val"]
-    require(clip is None or clip > 0, f"{where}.gradient_clip_val", clip, "null (no clipping) or a number > 0")
