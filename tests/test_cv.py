@@ -188,6 +188,7 @@ def test_cv_inside_tuning_scores_each_trial_by_its_mean_over_folds():
     body = {
         "sampler": "tpe",
         "n_trials": 5,
+        "population": 1,  # one fit per fold, reported fold by fold (tests/test_population.py packs them)
         "cv": {"folds": 3, "seed": 2},
         "pruner": "median",
         "pruner_options": {"n_startup_trials": 2},

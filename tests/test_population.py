@@ -67,6 +67,28 @@ def test_a_packed_grid_gives_each_trial_the_value_of_its_own_fit():
     assert (STUDY / "packed" / "best_config.yaml").exists()
 
 
+def test_cv_inside_tuning_packs_trials_and_folds_and_gives_each_trial_its_per_fold_fits_values():
+    """With cv in the tune config every (trial, fold) is a unit of one pack; each trial's value is the mean over
+    its folds of the loss on their held-out folds, as when each fold is fitted alone (population: 1)."""
+    space = {"model.init_args.lr": [0.05, 0.005], "model.init_args.dropout": [0.0, 0.3]}
+    settings = {"sampler": "grid", "cv": {"folds": 2, "seed": 3}, "overrides": {**SMALL, "trainer.max_epochs": 4}}
+    assert run_cli("tune", "-c", tune_config("cvpacked", space, population=8, **settings)) == 0
+    assert run_cli("tune", "-c", tune_config("cvalone", space, population=1, **settings)) == 0
+    packed, alone = load_study("cvpacked").trials, load_study("cvalone").trials
+    assert [t.state.name for t in packed] == ["COMPLETE"] * 4 and len(alone) == 4
+    assert all(len(t.user_attrs["population"]) == 4 for t in packed)  # four trials x two folds: one fit
+    by_point = {tuple(sorted(t.params.items())): t for t in alone}
+    for trial in packed:
+        twin = by_point[tuple(sorted(trial.params.items()))]
+        assert trial.value == pytest.approx(twin.value, abs=1e-4)
+        assert trial.user_attrs["fold_values"] == pytest.approx(twin.user_attrs["fold_values"], abs=1e-4)
+        assert trial.user_attrs["epochs"] == twin.user_attrs["epochs"]  # summed over folds, as the per-fold path
+        folds = sorted(Path(trial.user_attrs["run_dir"]).glob("fold_*"))  # each fold's run directory, as alone
+        assert [f.name for f in folds] == ["fold_0", "fold_1"]
+        losses = [yaml.safe_load((f / "metrics.json").read_text())["test/loss"] for f in folds]
+        assert trial.user_attrs["fold_values"] == pytest.approx(losses, rel=1e-9)
+
+
 def test_a_random_search_packs_and_prunes_members_that_then_stop_updating():
     space = {"model.init_args.lr": {"low": 1e-5, "high": 0.3, "log": True}}
     path = tune_config(

@@ -79,10 +79,10 @@ def _check_members_at_once(config: TuneConfig, metric: str, firsts: dict) -> boo
 
 
 def packable(config: TuneConfig, model) -> bool:
-    """Whether the trials can train as populations (tuning/population.py); else one fit per trial. Not yet:
-    cv inside tuning, a model other than MLPModule, ReduceLROnPlateau (it watches one validation loss)."""
+    """Whether the trials can train as populations (tuning/population.py); else one fit per trial. Not for a
+    model other than MLPModule, nor ReduceLROnPlateau (it watches one validation loss)."""
     from trainlab.models import MLPModule
 
     schedulers = {model.hparams.get("scheduler")}
     schedulers |= {v for p in config.space if p.key == "model.init_args.scheduler" for v in p.choices}
-    return config.cv is None and type(model) is MLPModule and "plateau" not in schedulers
+    return type(model) is MLPModule and "plateau" not in schedulers

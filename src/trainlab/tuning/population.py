@@ -62,7 +62,7 @@ def work_populations(search: Search, worker: int = 0, on_trial=None) -> None:
         while pending:
             group = pending.pop(0)
             try:
-                if len(group) == 1:
+                if len(group) == 1 and not search.config.cv:  # with cv, a lone trial's folds still pack
                     run_alone(study, search, group[0][0], on_trial)
                 else:
                     PopulationFit(study, search, group, on_trial).run()
@@ -112,15 +112,25 @@ def run_alone(study, search: Search, trial, on_trial=None) -> None:
 
 
 class PopulationFit(Callback):
-    """One packed fit of a group of same-shape trials; as a callback, it reports, prunes and tells."""
+    """One packed fit of a group of same-shape trials; as a callback, it reports, prunes and tells.
+
+    With cv in the tune config every trial trains on every fold: the pack's units are (trial, fold), unit =
+    trial * folds + fold (MLPModule's population x slots), each fold a slot holding exactly the data of that
+    fold's own run in the per-trial path. A trial reports the mean over its folds of the per-epoch metric, is
+    pruned as a whole, and its value is the mean over its folds of the metric on their held-out folds."""
 
     def __init__(self, study, search: Search, group: list[tuple], on_trial=None):
         self.study, self.search, self.on_trial = study, search, on_trial
         self.trials = [trial for trial, _ in group]
         self.params = [params for _, params in group]
-        self.told: set[int] = set()  # units whose trial is finished in the study
-        self.stopping: dict[int, tuple] = {}  # units stopped this epoch, to tell once their curve is logged
+        self.folds = search.config.cv["folds"] if search.config.cv else 1  # units (slots) per trial
+        self.told: set[int] = set()  # trials finished in the study
+        self.stopping: dict[int, tuple] = {}  # trials stopped this epoch, to tell once their curves are logged
         self._beat = -math.inf  # when the running trials last recorded a heartbeat
+
+    def units_of(self, index: int) -> range:
+        """The pack's units that train trial `index` (one per fold)."""
+        return range(index * self.folds, (index + 1) * self.folds)
 
     def overrides(self) -> dict:
         from trainlab.workers import device_overrides
@@ -128,7 +138,7 @@ class PopulationFit(Callback):
         config = self.search.config
         shared = {k: v for k, v in self.params[0].items() if k not in PACKABLE}
         population = [{PACKABLE[k]: v for k, v in params.items() if k in PACKABLE} for params in self.params]
-        return {
+        overrides = {
             **QUIET,
             **fit_overrides(config, self.search.monitor, shared),
             **device_overrides(),
@@ -137,6 +147,22 @@ class PopulationFit(Callback):
             "trainer.logger.init_args.name": "packs",
             "trainer.logger.init_args.version": f"pack_{self.trials[0].number:04d}",
         }
+        if config.cv:  # the folds of study._cross_validated as slots; nested CV's outer fold stays outside them
+            outer = list(overrides.get("data.init_args.folds") or [])
+            stratify = self.search.task != "regression"
+            folds = [
+                {"k": self.folds, "index": index, "seed": config.cv["seed"], "stratify": stratify}
+                for index in range(self.folds)
+            ]
+            overrides.update(
+                {
+                    "data.init_args.folds": outer,
+                    "data.init_args.member_folds": folds,
+                    "data.init_args.folds_exclude_test": not outer,
+                    "run.test_after_fit": True,  # a fold's value is its held-out fold's (its test split)
+                }
+            )
+        return overrides
 
     def run(self) -> None:
         from optuna.trial import TrialState
@@ -149,66 +175,75 @@ class PopulationFit(Callback):
         for trial, folder in zip(self.trials, folders, strict=True):
             trial.set_user_attr("run_dir", str(folder))
             trial.set_user_attr("population", [t.number for t in self.trials])
-        self.runs = SlotRuns(config.study_dir, "trials", [folder.name for folder in folders])
+        # a unit's run directory: the trial's own, or (with cv) its fold's inside it, as the per-trial path's
+        versions = [
+            folder.name if not config.cv else f"{folder.name}/fold_{fold}"
+            for folder in folders
+            for fold in range(self.folds)
+        ]
+        self.runs = SlotRuns(config.study_dir, "trials", versions)
         overrides = self.overrides()
         self.testing = bool(overrides.get("run.test_after_fit"))
         self.started = time.perf_counter()
         try:
             cli = run_lightning_cli(["fit", "-c", str(config.base), *override_args(overrides)], [self.runs, self])
         except BaseException:
-            for unit in range(len(self.trials)):
-                if unit not in self.told:
-                    self.study.tell(self.trials[unit], state=TrialState.FAIL)
+            for index in range(len(self.trials)):
+                if index not in self.told:
+                    self.study.tell(self.trials[index], state=TrialState.FAIL)
             raise
         module = cli.model
-        for unit in range(len(self.trials)):
-            if unit not in self.told:
-                self._tell(unit, module, cli.trainer.current_epoch)
+        for index in range(len(self.trials)):
+            if index not in self.told:
+                self._tell(index, module, cli.trainer.current_epoch)
 
     # --- during the fit -------------------------------------------------------------------------------
     def on_validation_end(self, trainer, pl_module) -> None:
-        """Every running unit reports this epoch's value; then the pruner judges each (all values in)."""
+        """Every running trial reports this epoch's value (its folds' mean); then the pruner judges each."""
         if trainer.sanity_checking:
             return
         self._heartbeat()
-        slots, epoch, metric = pl_module.slot_evaluation, trainer.current_epoch, self.search.metric
+        slots, epoch, monitor = pl_module.slot_evaluation, trainer.current_epoch, self.search.monitor
         reported = []
-        for unit, trial in enumerate(self.trials):
-            if unit in self.told or unit in self.stopping:
+        for index, trial in enumerate(self.trials):
+            if index in self.told or index in self.stopping:
                 continue
-            if unit in pl_module.diverged:
-                self.stopping[unit] = ("diverged",)
+            units = self.units_of(index)
+            if any(unit in pl_module.diverged for unit in units):
+                slots.stop(pl_module, list(units), epoch)  # a diverged fold ends its trial
+                self.stopping[index] = ("diverged",)
                 continue
-            stopped = slots.stopped_epoch[unit]
-            if stopped is not None and stopped < epoch:
+            stopped = [slots.stopped_epoch[unit] for unit in units]
+            if all(s is not None and s < epoch for s in stopped):
                 continue  # stopped early before: told at the end
-            trial.report(slots.values["val"][unit][metric], step=epoch)
-            if stopped is None:
-                reported.append(unit)
+            values = [slots.values["val"][unit][monitor] for unit in units]
+            trial.report(sum(values) / len(values), step=epoch)
+            if any(s is None for s in stopped):
+                reported.append(index)
         if self.search.config.pruner == "none":
             return
-        pruned = [unit for unit in reported if self.trials[unit].should_prune()]
-        slots.stop(pl_module, pruned, epoch)
-        self.stopping.update({unit: ("pruned",) for unit in pruned})
+        pruned = [index for index in reported if self.trials[index].should_prune()]
+        slots.stop(pl_module, [unit for index in pruned for unit in self.units_of(index)], epoch)
+        self.stopping.update({index: ("pruned",) for index in pruned})
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        """Units stopped this epoch are told now: their run directory holds this epoch's curve already."""
-        for unit in sorted(self.stopping):
-            self._tell(unit, pl_module, trainer.current_epoch + 1)
+        """Trials stopped this epoch are told now: their run directories hold this epoch's curves already."""
+        for index in sorted(self.stopping):
+            self._tell(index, pl_module, trainer.current_epoch + 1)
         self.stopping.clear()
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        """The units still open log their hyperparameters; untested, they are written with their best weights."""
-        for unit in sorted(self.stopping):
-            self._tell(unit, pl_module, trainer.current_epoch)
+        """The trials still open log their hyperparameters; untested, they are written with their best weights."""
+        for index in sorted(self.stopping):
+            self._tell(index, pl_module, trainer.current_epoch)
         self.stopping.clear()
-        open_units = [unit for unit in range(len(self.trials)) if unit not in self.told]
-        for unit in open_units:
-            self._log_hparams(unit, pl_module)
+        open_trials = [index for index in range(len(self.trials)) if index not in self.told]
+        for index in open_trials:
+            self._log_hparams(index, pl_module)
         if not self.testing:
             pl_module.slot_evaluation.restore_best(pl_module)
-            for unit in open_units:
-                self._write(unit, trainer, pl_module)
+            for index in open_trials:
+                self._write(index, trainer, pl_module)
 
     def _heartbeat(self) -> None:
         """On a storage with heartbeats (PostgreSQL), the running trials say they live (Study.optimize's thread
@@ -219,46 +254,64 @@ class PopulationFit(Callback):
         if not is_heartbeat_enabled(storage) or time.monotonic() - self._beat < storage.get_heartbeat_interval() / 2:
             return
         self._beat = time.monotonic()
-        for unit, trial in enumerate(self.trials):
-            if unit not in self.told:
+        for index, trial in enumerate(self.trials):
+            if index not in self.told:
                 storage.record_heartbeat(trial._trial_id)
 
-    # --- a unit's end ---------------------------------------------------------------------------------
-    def _tell(self, unit: int, pl_module, epochs: int) -> None:
-        """Finish `unit`'s trial: PRUNED (pruned or diverged), COMPLETE with its best value, or FAIL."""
+    # --- a trial's end --------------------------------------------------------------------------------
+    def _value(self, index: int, pl_module) -> tuple[float, list[float]]:
+        """Trial `index`'s value: its unit's best monitored value; with cv, the mean over its folds of the
+        metric on their held-out folds (and those values)."""
+        slots = pl_module.slot_evaluation
+        if not self.search.config.cv:
+            return slots.best[index], []
+        scored = "test/" + self.search.metric.split("/", 1)[1]
+        tested = slots.values.get("test")
+        folds = [tested[unit].get(scored) if tested else None for unit in self.units_of(index)]
+        if any(v is None for v in folds):
+            return math.nan, []
+        return sum(folds) / len(folds), folds
+
+    def _tell(self, index: int, pl_module, epochs: int) -> None:
+        """Finish trial `index`: PRUNED (pruned or diverged), COMPLETE with its value, or FAIL."""
         from optuna.trial import TrialState
 
-        trial, slots = self.trials[unit], pl_module.slot_evaluation
-        trial.set_user_attr("epochs", slots.trained_epochs(unit, epochs))
+        trial, slots = self.trials[index], pl_module.slot_evaluation
+        units = self.units_of(index)
+        trial.set_user_attr("epochs", sum(slots.trained_epochs(unit, epochs) for unit in units))
         trial.set_user_attr("seconds", round(time.perf_counter() - self.started, 3))
-        best = slots.best[unit]
-        if unit in pl_module.diverged:
-            trial.set_user_attr("stopped", f"diverged: {pl_module.diverged[unit]}")
+        diverged = [pl_module.diverged[unit] for unit in units if unit in pl_module.diverged]
+        value, fold_values = (math.nan, []) if index in self.stopping else self._value(index, pl_module)
+        if diverged:
+            trial.set_user_attr("stopped", f"diverged: {diverged[0]}")
             state = TrialState.PRUNED
-        elif unit in self.stopping:
+        elif index in self.stopping:
             state = TrialState.PRUNED
         else:
-            state = TrialState.COMPLETE if math.isfinite(best) else TrialState.FAIL
+            state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAIL
         if state == TrialState.PRUNED:  # as a pruned fit's run directory: its curve, values and weights so far
-            self._log_hparams(unit, pl_module)
-            self._write(unit, pl_module.trainer, pl_module)
-        elif self.testing and "test" in slots.values:
-            test = {k: v for k, v in slots.values["test"][unit].items() if k.startswith("test/")}
+            self._log_hparams(index, pl_module)
+            self._write(index, pl_module.trainer, pl_module)
+        elif self.testing and "test" in slots.values and not self.search.config.cv:
+            test = {k: v for k, v in slots.values["test"][index].items() if k.startswith("test/")}
             trial.set_user_attr("test_metrics", test)
-        self.told.add(unit)
+        if fold_values:
+            trial.set_user_attr("fold_values", fold_values)
+        self.told.add(index)
         if state == TrialState.COMPLETE:
-            frozen = self.study.tell(trial, best)
+            frozen = self.study.tell(trial, value)
         else:
             frozen = self.study.tell(trial, state=state)
         if self.on_trial is not None:
             self.on_trial(self.study, frozen)
 
-    def _log_hparams(self, unit: int, pl_module) -> None:
-        best = pl_module.slot_evaluation.best[unit]
-        if math.isfinite(best):  # as TrialRecorder: the HParams view compares the trials' values
-            self.runs.loggers[unit].log_hyperparams(self.trials[unit].params, {f"hparams/{self.search.metric}": best})
+    def _log_hparams(self, index: int, pl_module) -> None:
+        best = pl_module.slot_evaluation.best[index]
+        if not self.search.config.cv and math.isfinite(best):  # as TrialRecorder (fold runs log none)
+            self.runs.loggers[index].log_hyperparams(self.trials[index].params, {f"hparams/{self.search.metric}": best})
 
-    def _write(self, unit: int, trainer, pl_module) -> None:
-        self.runs.write_unit(trainer, pl_module, unit)
-        self.runs.loggers[unit].finalize("success")
-        self.runs.done.add(unit)
+    def _write(self, index: int, trainer, pl_module) -> None:
+        for unit in self.units_of(index):
+            self.runs.write_unit(trainer, pl_module, unit)
+            self.runs.loggers[unit].finalize("success")
+            self.runs.done.add(unit)

@@ -51,6 +51,16 @@ class Search:
         self.monitor = self.monitor or self.metric
 
     @property
+    def populations(self) -> bool:
+        """Whether trials train as populations (tuning/population.py) rather than one fit each."""
+        return self.packable and self.config.population > 1
+
+    @property
+    def folds_as_steps(self) -> bool:
+        """Whether a trial reports once per fold (cv, one fit per fold) rather than once per epoch."""
+        return bool(self.config.cv) and not self.populations
+
+    @property
     def target(self) -> int | None:
         """How many finished trials the study aims for."""
         if self.config.sampler == "grid":
@@ -77,7 +87,7 @@ def open_study(search: Search, storage, worker: int = 0, create: bool = False):
         "study_name": config.name,
         "storage": storage,
         "direction": search.direction,
-        "pruner": make_pruner(config, config.cv["folds"] if config.cv else search.max_epochs),
+        "pruner": make_pruner(config, search.folds_as_steps, search.max_epochs),
     }
     if not create:
         study, created = optuna.create_study(**settings, load_if_exists=True), None
@@ -106,13 +116,15 @@ def make_sampler(config: TuneConfig, worker: int, trials_so_far: int):
     return optuna.samplers.RandomSampler(seed=seed)  # for a grid, unused: its points are enqueued
 
 
-def make_pruner(config: TuneConfig, resource: int):
-    """The pruner; `resource` is how many steps a trial reports: epochs, or folds with cv."""
+def make_pruner(config: TuneConfig, per_fold: bool, max_epochs: int):
+    """The pruner. A trial reports once per epoch (up to `max_epochs`), or once per fold (`per_fold`: cv with
+    one fit per fold)."""
     import optuna
 
+    resource = config.cv["folds"] if per_fold else max_epochs
     defaults = {
         "none": (optuna.pruners.NopPruner, {}),
-        "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 3, "n_warmup_steps": 0 if config.cv else 5}),
+        "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 3, "n_warmup_steps": 0 if per_fold else 5}),
         "hyperband": (
             optuna.pruners.HyperbandPruner,
             {"min_resource": 1, "max_resource": resource if resource > 0 else "auto"},
@@ -259,7 +271,7 @@ def finished(study, search: Search) -> bool:
 
 def work(search: Search, worker: int = 0, on_trial=None) -> None:
     """One worker: run trials until the study has enough, the grid is done or the time is up."""
-    if search.packable and search.config.population > 1:
+    if search.populations:
         from trainlab.tuning.population import work_populations
 
         work_populations(search, worker, on_trial)
