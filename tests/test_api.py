@@ -27,6 +27,14 @@ def test_last_ckpt_is_the_final_epoch_and_the_chapter_tests_it():
     assert trainlab.test(config("seed"), fitted.last_checkpoint, **QUIET_API).metrics == fitted.metrics
 
 
+def test_the_python_api_shows_no_progress_bar_unless_asked(capsys):
+    short = {"trainer.max_epochs": 2, "run.report": False}
+    trainlab.fit(config("seed"), **short)
+    assert "Training" not in capsys.readouterr().out  # a notebook cell or a log is no terminal
+    trainlab.fit(config("seed"), trainer__enable_progress_bar=True, **short)
+    assert "Training: 100%" in capsys.readouterr().out
+
+
 class LastCheckpointProbe(pl.Callback):
     """Reads checkpoints/last.ckpt at the start of every epoch: which epoch it held then."""
 

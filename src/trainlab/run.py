@@ -47,7 +47,8 @@ def run(command: str, config, ckpt_path=None, overrides: dict | None = None, cal
         args = [command, "-c", str(path)]
         if ckpt_path is not None:
             args += ["--ckpt_path", str(ckpt_path)]
-        args += override_args(overrides or {})
+        # From Python (the API, the drivers) no progress bar unless asked for: a notebook or a log is no terminal
+        args += override_args({"trainer.enable_progress_bar": False, **(overrides or {})})
         try:
             cli = run_lightning_cli(args, callbacks)
         except Exception as error:
