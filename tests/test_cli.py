@@ -310,11 +310,38 @@ EARLY = [
     (["--data.init_args.batch_size", "0"], "data.init_args.batch_size=0 is not allowed: an integer >= 1"),
     (["--run.summary_every", "-1"], "run.summary_every=-1 is not allowed: an integer >= 0"),
     (["-c", "dropout.yaml"], "model.init_args.dropout=1.5 is not allowed: a probability in [0, 1)"),  # from a file
+    (["--model.init_args.hiden_dims", "[32]"], "model.init_args: Option 'hiden_dims' is not accepted; did you mean"),
+    (
+        ["--data.init_args.n_sample", "50"],
+        "data.init_args: Option 'n_sample' is not accepted; did you mean 'n_samples'",
+    ),
+    (["--data.init_args.zzz", "1"], "data.init_args: Option 'zzz' is not accepted; `--print_config` shows the keys"),
 ]
 
 
+def test_the_early_check_reads_each_classs_keys_as_its_signature_gives_them():
+    import inspect
+
+    from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
+    from trainlab.early_checks import CLASS_FILES, init_keys
+    from trainlab.models import MLPModule
+
+    classes = [MLPModule, TabularDataModule, SyntheticDataModule, FileDataModule, BundledDataModule]
+    assert sorted(CLASS_FILES) == sorted(c.__name__ for c in classes)
+    for cls in classes:
+        keys = set()
+        for klass in cls.__mro__:  # a **kwargs passed on to the base brings the base's arguments
+            parameters = inspect.signature(klass.__init__).parameters
+            keys |= {
+                n for n, p in parameters.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            }
+            if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+                break
+        assert init_keys(cls.__name__) == keys, cls.__name__
+
+
 def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parsers_words():
-    """The early check (trainlab.cli.check_values) and the classes share trainlab.rules: the same message,
+    """The early check (trainlab.early_checks) and the classes share trainlab.rules: the same message,
     without the seconds Lightning's import costs; a class of the user's own is left to the full parser."""
     from trainlab.errors import as_user_error
     from trainlab.lightning_cli import run_lightning_cli

@@ -8,7 +8,14 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first. A module belongs to the longest prefix listed.
 LAYERS = [
-    ["trainlab.errors", "trainlab.io", "trainlab.tasks", "trainlab.diagnosis", "trainlab.rules"],  # plain values
+    [
+        "trainlab.errors",
+        "trainlab.io",
+        "trainlab.tasks",
+        "trainlab.diagnosis",
+        "trainlab.rules",
+        "trainlab.early_checks",
+    ],
     ["trainlab.data", "trainlab.models", "trainlab.checkpoints", "trainlab.workers", "trainlab.threads"],
     ["trainlab.callbacks", "trainlab.reporting"],  # (trainlab.reporting.command is a driver, below)
     ["trainlab.lightning_cli"],  # the config -> data, module, Trainer

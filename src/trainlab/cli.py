@@ -79,120 +79,6 @@ def command_help(command: str) -> str:
     return COMMAND_HELP.format(command=command, ckpt=ckpt, about=about, ckpt_line=ckpt_line)
 
 
-SECTIONS = ("seed_everything", "trainer", "model", "data", "run", "ckpt_path")
-LIGHTNING_KEYS = ("optimizer", "lr_scheduler", "weights_only")  # in every saved config.yaml (Lightning's own)
-
-
-def check_config_files(args: list[str]) -> None:
-    """The mistakes in a config file found without Lightning (whose import takes seconds): a missing file,
-    YAML that does not parse, a top-level key that is no section. Each fails with one line at once."""
-    import difflib
-
-    import yaml
-
-    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
-    files += [a.split("=", 1)[1] for a in args if a.startswith(("--config=", "-c="))]
-    for name in files:
-        path = Path(name)
-        if not path.is_file():
-            fail(f"-c {name}: no such file; give a config file (for example configs/seed.yaml)")
-        try:
-            content = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            where = getattr(error, "problem_mark", None)
-            line = f", line {where.line + 1}" if where is not None else ""
-            fail(f"{name}{line}: not valid YAML ({getattr(error, 'problem', None) or error})")
-        except (OSError, UnicodeDecodeError) as error:
-            fail(f"{name}: cannot be read ({error})")
-        if content is None:
-            continue
-        if not isinstance(content, dict):
-            fail(f"{name}: holds a {type(content).__name__}; a config is a mapping of sections: {', '.join(SECTIONS)}")
-        if "space" in content or "base" in content:
-            fail(f"{name} is a tune config (it has base/space); run it with: trainlab tune -c {name}")
-        for key in content:
-            if key not in SECTIONS + LIGHTNING_KEYS:
-                close = difflib.get_close_matches(str(key), SECTIONS, n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                fail(f"{name}: unknown section {key!r}; {hint}allowed: {', '.join(SECTIONS)}")
-
-
-# The classes whose arguments the early check knows (a config may name them with or without their module).
-OWN_CLASSES = {
-    "model": {"MLPModule"},
-    "data": {"TabularDataModule", "SyntheticDataModule", "FileDataModule", "BundledDataModule"},
-}
-
-
-def _own_class(section: str, class_path) -> bool:
-    if class_path is None:  # the default: trainlab's own
-        return True
-    module, _, name = str(class_path).rpartition(".")
-    return name in OWN_CLASSES[section] and (not module or module.startswith("trainlab."))
-
-
-def check_values(args: list[str]) -> None:
-    """The config values given in config files and as --dotted.key overrides that break a rule of
-    trainlab.rules, answered before Lightning is imported (the classes check the same rules again, with
-    every value in place). Anything this cannot read surely (a class of the user's own, a value of another
-    type) is left to the full parser."""
-    import yaml
-
-    from trainlab import rules
-
-    if "--print_config" in args or any(a.startswith("--print_config=") for a in args):
-        return  # printing a config checks nothing
-    given: dict[str, dict] = {"model": {}, "data": {}, "run": {}, "run.early_stopping": {}}
-    class_paths: dict[str, object] = {}
-    i = 0
-    while i < len(args):
-        arg, i = args[i], i + 1
-        if arg in ("-c", "--config") and i < len(args):
-            config = yaml.safe_load(Path(args[i]).read_text()) or {}
-            i += 1
-            for section in ("model", "data"):
-                part = config.get(section)
-                if isinstance(part, dict):
-                    if "class_path" in part:
-                        class_paths[section] = part["class_path"]
-                    if isinstance(part.get("init_args"), dict):
-                        given[section].update(part["init_args"])
-            if isinstance(config.get("run"), dict):
-                given["run"].update({k: v for k, v in config["run"].items() if k != "early_stopping"})
-                if isinstance(config["run"].get("early_stopping"), dict):
-                    given["run.early_stopping"].update(config["run"]["early_stopping"])
-            continue
-        if not arg.startswith("--"):
-            continue
-        key, has_value, value = arg[2:].partition("=")
-        if not has_value:
-            if i >= len(args) or args[i].startswith("--"):
-                continue
-            value, i = args[i], i + 1
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            continue
-        section, _, name = key.rpartition(".")
-        if key in ("model", "data", "model.class_path", "data.class_path"):
-            class_paths[key.split(".")[0]] = parsed
-        elif section in ("model.init_args", "data.init_args"):
-            given[section.split(".")[0]][name] = parsed
-        elif section in ("run", "run.early_stopping"):
-            given[section][name] = parsed
-    known = {section: _own_class(section, class_paths.get(section)) for section in ("model", "data")}
-    checks = [
-        ("model.init_args", rules.MODEL, rules.MODEL_CHOICES, given["model"], known["model"]),
-        ("data.init_args", rules.DATA, rules.DATA_CHOICES, given["data"], known["data"]),
-        ("run", rules.RUN, {}, given["run"], True),
-        ("run.early_stopping", rules.EARLY_STOPPING, {}, given["run.early_stopping"], True),
-    ]
-    for where, section_rules, choices, values, ours in checks:
-        problem = rules.first_problem(where, section_rules, choices, values) if ours else None
-        if problem is not None:
-            fail(problem)
-
-
 def fail(message: str) -> None:
     """One line on stderr and exit code 2: how every user error ends."""
     print(f"trainlab: error: {message}", file=sys.stderr)
@@ -238,8 +124,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args[1:] == ["--help", "all"]:
         args = args[:2]
-    check_config_files(args)
-    check_values(args)
+    from trainlab.early_checks import check_early
+
+    problem = check_early(args)
+    if problem is not None:
+        fail(problem)
 
     from trainlab.lightning_cli import run_lightning_cli
 
@@ -250,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def where(trainer) -> str:
     """The line that ends a command: its run directory and the files a person opens next."""
-    from pathlib import Path
 
     # the logger's own directory: trainer.log_dir is a collective under DDP, and only rank zero asks
     run = Path(getattr(trainer.logger, "log_dir", None) or trainer.default_root_dir)

@@ -1,0 +1,156 @@
+"""What a command's config files and arguments get wrong that can be found before Lightning is imported
+(the import takes seconds): a missing or unreadable config, an unknown section, an unknown key of
+trainlab's own model or data class, a value that breaks a rule of trainlab.rules. The full parser checks
+everything again; this only answers sooner, in the same words. What it cannot read surely (a class of the
+user's own, a value of another type than declared) it leaves to the full parser."""
+
+import ast
+import difflib
+from pathlib import Path
+
+import yaml
+
+from trainlab import rules
+
+SECTIONS = ("seed_everything", "trainer", "model", "data", "run", "ckpt_path")
+LIGHTNING_KEYS = ("optimizer", "lr_scheduler", "weights_only")  # in every saved config.yaml (Lightning's own)
+# trainlab's own classes and the files that define them: their keys are read from the source, not imported
+CLASS_FILES = {
+    "MLPModule": "models/module.py",
+    "TabularDataModule": "data/base.py",
+    "SyntheticDataModule": "data/synthetic.py",
+    "FileDataModule": "data/files.py",
+    "BundledDataModule": "data/files.py",
+}
+DEFAULT_CLASS = {"model": "MLPModule", "data": "TabularDataModule"}
+
+
+def check_early(args: list[str]) -> str | None:
+    """The first problem found without Lightning, as the one line the CLI prints; None if there is none."""
+    problem = config_file_problem(args)
+    if problem is not None or "--print_config" in args or any(a.startswith("--print_config=") for a in args):
+        return problem  # printing a config checks nothing
+    given, classes = gather(args)
+    for section in ("model", "data"):
+        name = own_class(section, classes.get(section))
+        if name is None:
+            continue
+        known = init_keys(name)
+        for key in given[section]:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+                hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
+                return f"{section}.init_args: Option '{key}' is not accepted; {hint}"
+    checks = [
+        ("model.init_args", rules.MODEL, rules.MODEL_CHOICES, "model"),
+        ("data.init_args", rules.DATA, rules.DATA_CHOICES, "data"),
+        ("run", rules.RUN, {}, "run"),
+        ("run.early_stopping", rules.EARLY_STOPPING, {}, "run.early_stopping"),
+    ]
+    for where, section_rules, choices, part in checks:
+        if part in ("model", "data") and own_class(part, classes.get(part)) is None:
+            continue
+        problem = rules.first_problem(where, section_rules, choices, given[part])
+        if problem is not None:
+            return problem
+    return None
+
+
+def config_file_problem(args: list[str]) -> str | None:
+    """A config file that is missing, unreadable, not YAML, not a mapping, a tune config, or holds a section
+    that does not exist."""
+    for name in config_files(args):
+        path = Path(name)
+        if not path.is_file():
+            return f"-c {name}: no such file; give a config file (for example configs/seed.yaml)"
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            line = f", line {where.line + 1}" if where is not None else ""
+            return f"{name}{line}: not valid YAML ({getattr(error, 'problem', None) or error})"
+        except (OSError, UnicodeDecodeError) as error:
+            return f"{name}: cannot be read ({error})"
+        if content is None:
+            continue
+        if not isinstance(content, dict):
+            return f"{name}: holds a {type(content).__name__}; a config is a mapping of sections: {', '.join(SECTIONS)}"
+        if "space" in content or "base" in content:
+            return f"{name} is a tune config (it has base/space); run it with: trainlab tune -c {name}"
+        for key in content:
+            if key not in SECTIONS + LIGHTNING_KEYS:
+                close = difflib.get_close_matches(str(key), SECTIONS, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                return f"{name}: unknown section {key!r}; {hint}allowed: {', '.join(SECTIONS)}"
+    return None
+
+
+def config_files(args: list[str]) -> list[str]:
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
+    return files + [a.split("=", 1)[1] for a in args if a.startswith(("--config=", "-c="))]
+
+
+def gather(args: list[str]) -> tuple[dict[str, dict], dict[str, object]]:
+    """The values the config files and --dotted.key overrides give, in order (the last one wins), per part
+    (model and data init_args, run, run.early_stopping), and the class_path given for model and data."""
+    given: dict[str, dict] = {"model": {}, "data": {}, "run": {}, "run.early_stopping": {}}
+    classes: dict[str, object] = {}
+    i = 0
+    while i < len(args):
+        arg, i = args[i], i + 1
+        if arg in ("-c", "--config") and i < len(args):
+            config, i = yaml.safe_load(Path(args[i]).read_text()) or {}, i + 1
+            for section in ("model", "data"):
+                part = config.get(section)
+                if isinstance(part, dict):
+                    if "class_path" in part:
+                        classes[section] = part["class_path"]
+                    if isinstance(part.get("init_args"), dict):
+                        given[section].update(part["init_args"])
+            run = config.get("run")
+            if isinstance(run, dict):
+                given["run"].update({k: v for k, v in run.items() if k != "early_stopping"})
+                if isinstance(run.get("early_stopping"), dict):
+                    given["run.early_stopping"].update(run["early_stopping"])
+            continue
+        if not arg.startswith("--"):
+            continue
+        key, has_value, value = arg[2:].partition("=")
+        if not has_value:
+            if i >= len(args) or args[i].startswith("--"):
+                continue
+            value, i = args[i], i + 1
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            continue
+        section, _, name = key.rpartition(".")
+        if key in ("model", "data", "model.class_path", "data.class_path"):
+            classes[key.split(".")[0]] = parsed
+        elif section in ("model.init_args", "data.init_args"):
+            given[section.split(".")[0]][name] = parsed
+        elif section in ("run", "run.early_stopping"):
+            given[section][name] = parsed
+    return given, classes
+
+
+def own_class(section: str, class_path) -> str | None:
+    """The name of trainlab's own class that `class_path` names (None: the section's default), else None."""
+    if class_path is None:
+        return DEFAULT_CLASS[section]
+    module, _, name = str(class_path).rpartition(".")
+    own = name in CLASS_FILES and (section == "model") == (name == "MLPModule")
+    return name if own and (not module or module.startswith("trainlab.")) else None
+
+
+def init_keys(name: str) -> set[str]:
+    """The arguments of trainlab's class `name`, read from its source (a class that passes **kwargs on to
+    its base takes the base's too), as jsonargparse reads them from the signatures."""
+    tree = ast.parse((Path(__file__).parent / CLASS_FILES[name]).read_text())
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name)
+    init = next(f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    keys = {a.arg for a in [*init.args.args[1:], *init.args.kwonlyargs]}
+    if init.args.kwarg is not None:
+        base = node.bases[0].id if isinstance(node.bases[0], ast.Name) else None
+        keys |= init_keys(base) if base in CLASS_FILES else set()
+    return keys
