@@ -129,11 +129,16 @@ def test_two_workers_share_one_grid_without_losing_or_repeating_a_point():
     path = tune_config("pair", {"model.init_args.lr": lrs}, sampler="grid", workers=2, population=2)
     assert run_cli("tune", "-c", path) == 0
     study = load_study("pair")
-    assert sorted(t.params["model.init_args.lr"] for t in study.trials) == sorted(lrs)  # each point once
-    assert all(t.state.name == "COMPLETE" for t in study.trials)
-    assert len({t.user_attrs["pid"] for t in study.trials}) == 2  # both workers took trials
-    assert {t.user_attrs["threads"] for t in study.trials} == {max(1, os.cpu_count() // 2)}  # the CPU shared
-    run_dirs = {Path(t.user_attrs["run_dir"]).name for t in study.trials}
+    # a worker that asks just after the other took the last point gets a spare: failed, unlisted, no point
+    spares = [t for t in study.trials if t.user_attrs.get("spare")]
+    assert all(t.state.name == "FAIL" and not t.params for t in spares)
+    trials = [t for t in study.trials if not t.user_attrs.get("spare")]
+    assert sorted(t.params["model.init_args.lr"] for t in trials) == sorted(lrs)  # each point once
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers took trials
+    assert {t.user_attrs["threads"] for t in trials} == {max(1, os.cpu_count() // 2)}  # the CPU shared
+    assert sorted(int(row["trial"]) for row in leaderboard("pair")) == sorted(t.number for t in trials)  # no spares
+    run_dirs = {Path(t.user_attrs["run_dir"]).name for t in trials}
     assert run_dirs == {p.name for p in (STUDY / "pair" / "trials").iterdir()}
 
 
