@@ -72,9 +72,7 @@ def main() -> None:
     ]
     for name, row in rows.items():
         goal = "-" if name.endswith("(for scale)") else ("yes" if row["goal_met"] else "no")
-        lines.append(
-            f"| {name} | {row['exit']} | {row['min']:.2f} | {row['median']:.2f} | {row['max']:.2f} | {goal} |"
-        )
+        lines.append(f"| {name} | {row['exit']} | {row['min']:.2f} | {row['median']:.2f} | {row['max']:.2f} | {goal} |")
     text = "\n".join(lines) + "\n"
     print(text)
     (HERE / "results").mkdir(exist_ok=True)

@@ -11,9 +11,13 @@
     best within 0.002 in at most a quarter of the wall time), TPE + Hyperband with 30 trials per seed (median
     gap to the grid's best at most 0.005 in at most a third of the wall time), and the whole commands
     `trainlab tune -c configs/tune/lr_challenge.yaml` against `trainlab fit -c configs/seed.yaml` (at most 1x).
+(D) cv: cross-validation inside tuning (`cv: {folds: 3}`), a 12-point grid, one fit per fold of every trial
+    (population 1) against populations that pack trials x folds, interleaved: wall time and the largest
+    difference between the two paths' trial values.
 
     .venv/bin/python benchmarks/tuning.py                 # all parts, writes results/tuning.{md,json}
     .venv/bin/python benchmarks/tuning.py --part packed --seeds 5 --repeats 3
+    .venv/bin/python benchmarks/tuning.py --part cv --repeats 2
 """
 
 import argparse
@@ -43,7 +47,8 @@ SPACE = {
     "model.init_args.hidden_dims": [[32], [64, 32], [128, 64]],
     "model.init_args.dropout": [0.0, 0.2, 0.4],
 }
-PARTS = ("search", "workers", "packed")
+PARTS = ("search", "workers", "packed", "cv")
+CV_SPACE = {"model.init_args.lr": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], "model.init_args.dropout": [0.0, 0.2]}
 COLUMNS = {"per_trial": 1, "packed": DEFAULT_POPULATION}  # the population of each column
 PRUNER = {"min_resource": 3}  # no verdict before 3 epochs: the first epochs' losses say little
 OVERRIDES = {"trainer.max_epochs": 40, "run.early_stopping": None, "run.test_after_fit": False}
@@ -152,6 +157,38 @@ def packed_part(folder: Path, seeds: int, n_trials: int, repeats: int) -> dict:
     return result
 
 
+def cv_part(folder: Path, repeats: int) -> dict:
+    """A cv grid (12 points x 3 folds, 20 epochs) per trial and packed, interleaved."""
+    result: dict = {"seconds": {column: [] for column in COLUMNS}, "max_difference": 0.0}
+    for repeat in range(repeats):
+        values = {}
+        for column, population in COLUMNS.items():
+            study, seconds = timed_study(
+                folder, f"cv{repeat}_{column}", sampler="grid", space=CV_SPACE, population=population,
+                cv={"folds": 3, "seed": 0}, overrides={**OVERRIDES, "trainer.max_epochs": 20},
+            )  # fmt: skip
+            result["seconds"][column].append(seconds)
+            values[column] = {tuple(sorted(t.params.items())): t.value for t in study.trials}
+        difference = max(abs(values["packed"][k] - v) for k, v in values["per_trial"].items())
+        result["max_difference"] = max(result["max_difference"], difference)
+        print(f"cv, repeat {repeat}: {[v[-1] for v in result['seconds'].values()]}, difference {difference:.2g}")
+    return result
+
+
+def cv_markdown(cv: dict) -> list[str]:
+    per_trial, packed = cv["seconds"]["per_trial"], cv["seconds"]["packed"]
+    ratios = [b / a for a, b in zip(per_trial, packed, strict=True)]
+    return [
+        "",
+        f"CV inside tuning (`{cv['command']}`): a 12-point grid (lr x dropout on configs/default.yaml, 20 epochs)"
+        " with `cv: {folds: 3}`, one fit per fold of each trial against populations packing trials x folds.",
+        "",
+        "| per trial: seconds | packed: seconds | packed / per trial | largest difference of a trial's value |",
+        "|---|---|---|---|",
+        f"| {spread(per_trial)} | {spread(packed)} | {spread(ratios)} | {cv['max_difference']:.2g} |",
+    ]
+
+
 def packed_markdown(packed: dict) -> list[str]:
     grid, tpe, commands = packed["grid"], packed["tpe"], packed["commands"]
     ratio = grid["packed"]["seconds"] / grid["per_trial"]["seconds"]
@@ -225,6 +262,8 @@ def markdown(results) -> str:
     lines += ["", f"2 workers / 1 worker (min / median / max over repeats): {spread(w['ratio'])}."]
     if "packed" in results:
         lines += packed_markdown(results["packed"])
+    if "cv" in results:
+        lines += cv_markdown(results["cv"])
     return "\n".join(lines) + "\n"
 
 
@@ -255,6 +294,9 @@ def main():
             if args.part in ("all", "workers"):
                 results["workers"] = workers_part(Path(folder), args.repeats, args.worker_trials)
                 results["workers"]["command"] = results["command"]
+            if args.part in ("all", "cv"):
+                results["cv"] = cv_part(Path(folder), args.repeats)
+                results["cv"]["command"] = results["command"]
             if args.part in ("all", "packed"):
                 results["packed"] = packed_part(Path(folder), args.seeds, args.tpe_trials, args.repeats)
                 results["packed"]["command"] = results["command"]
