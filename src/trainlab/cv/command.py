@@ -30,6 +30,11 @@ def cv_main(argv: list[str]) -> int:
     )
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(rest)
+    from trainlab.early_checks import check_early
+
+    problem = check_early(["-c", str(args.config), *rest])  # before Lightning's import: a bad value answers at once
+    if problem is not None:
+        raise UserError(problem)
     from trainlab.cv.run import cross_validate
 
     result = cross_validate(
