@@ -109,6 +109,7 @@ SECTION_CLASSES.update(
 class TrainlabCLI(LightningCLI):
     def __init__(self, args=None, extra_callbacks=(), **kwargs):
         self.extra_callbacks = list(extra_callbacks)  # callbacks from Python (the tuner's), not from a config
+        self.command = args[0] if args and args[0] in LightningCLI.subcommands() else None
         super().__init__(
             model_class=MLPModule,
             datamodule_class=TabularDataModule,
@@ -127,6 +128,12 @@ class TrainlabCLI(LightningCLI):
             args=args,
             **kwargs,
         )
+
+    def subcommands(self) -> dict[str, set[str]]:
+        """Only the command being run gets a parser (Lightning builds one per command, each with every class's
+        arguments: about a third of a short fit's time, paid again by every fold and trial)."""
+        every = LightningCLI.subcommands()
+        return {self.command: every[self.command]} if self.command is not None else every
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(RunOptions, "run")
