@@ -316,6 +316,8 @@ EARLY = [
         "data.init_args: Option 'n_sample' is not accepted; did you mean 'n_samples'",
     ),
     (["--data.init_args.zzz", "1"], "data.init_args: Option 'zzz' is not accepted; `--print_config` shows the keys"),
+    (["--model.init_args.lr", "abc"], "model.init_args.lr: Expected a float. Got value: abc"),
+    (["--run.summary_every", "often"], "run.summary_every: Expected a int. Got value: often"),
 ]
 
 
@@ -357,6 +359,14 @@ def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parser
         with pytest.raises(Exception) as full:  # the full path, which checks every value with the classes
             run_lightning_cli(args)
         assert str(as_user_error(full.value)) == error.removeprefix("trainlab: error: ")
+    from trainlab.early_checks import check_early
+
+    for fine in (
+        ["--model.init_args.lr", "1e-3"],
+        ["--model.init_args.gradient_clip_val", "null"],
+        ["--run.threads=2"],
+    ):
+        assert check_early(["fit", "-c", config("seed"), *fine]) is None  # what the parser takes passes
     own = ["fit", "-c", config("seed"), "--model", "mypackage.MyModel", "--model.init_args.lr", "-1"]
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *own], capture_output=True, text=True)
     assert done.returncode == 2 and "lightning" in done.stderr  # not trainlab's class: the full parser answers

@@ -23,6 +23,13 @@ CLASS_FILES = {
     "BundledDataModule": "data/files.py",
 }
 DEFAULT_CLASS = {"model": "MLPModule", "data": "TabularDataModule"}
+# per part of a config: where its keys live, the rules of its values and its choices
+PARTS = {
+    "model": ("model.init_args", rules.MODEL, rules.MODEL_CHOICES),
+    "data": ("data.init_args", rules.DATA, rules.DATA_CHOICES),
+    "run": ("run", rules.RUN, {}),
+    "run.early_stopping": ("run.early_stopping", rules.EARLY_STOPPING, {}),
+}
 
 
 def check_early(args: list[str]) -> str | None:
@@ -30,7 +37,7 @@ def check_early(args: list[str]) -> str | None:
     problem = config_file_problem(args)
     if problem is not None or "--print_config" in args or any(a.startswith("--print_config=") for a in args):
         return problem  # printing a config checks nothing
-    given, classes = gather(args)
+    given, classes, typed = gather(args)
     for section in ("model", "data"):
         name = own_class(section, classes.get(section))
         if name is None:
@@ -41,16 +48,14 @@ def check_early(args: list[str]) -> str | None:
                 close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
                 hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
                 return f"{section}.init_args: Option '{key}' is not accepted; {hint}"
-    checks = [
-        ("model.init_args", rules.MODEL, rules.MODEL_CHOICES, "model"),
-        ("data.init_args", rules.DATA, rules.DATA_CHOICES, "data"),
-        ("run", rules.RUN, {}, "run"),
-        ("run.early_stopping", rules.EARLY_STOPPING, {}, "run.early_stopping"),
-    ]
-    for where, section_rules, choices, part in checks:
-        if part in ("model", "data") and own_class(part, classes.get(part)) is None:
-            continue
-        problem = rules.first_problem(where, section_rules, choices, given[part])
+    ours = {part: part not in DEFAULT_CLASS or own_class(part, classes.get(part)) is not None for part in PARTS}
+    for part, name, text in typed:  # a number given as a word: the parser's own message
+        where, part_rules, _ = PARTS[part]
+        rule = part_rules.get(name)
+        if ours[part] and rule is not None and rule.kind in (int, float) and not _nullable(rule) and not _number(text):
+            return f"{where}.{name}: Expected a {rule.kind.__name__}. Got value: {text}"
+    for part, (where, part_rules, choices) in PARTS.items():
+        problem = rules.first_problem(where, part_rules, choices, given[part]) if ours[part] else None
         if problem is not None:
             return problem
     return None
@@ -90,11 +95,13 @@ def config_files(args: list[str]) -> list[str]:
     return files + [a.split("=", 1)[1] for a in args if a.startswith(("--config=", "-c="))]
 
 
-def gather(args: list[str]) -> tuple[dict[str, dict], dict[str, object]]:
+def gather(args: list[str]) -> tuple[dict[str, dict], dict[str, object], list[tuple[str, str, str]]]:
     """The values the config files and --dotted.key overrides give, in order (the last one wins), per part
-    (model and data init_args, run, run.early_stopping), and the class_path given for model and data."""
+    (model and data init_args, run, run.early_stopping); the class_path given for model and data; and the
+    command line's values that are words to YAML, as typed: (part, key, text)."""
     given: dict[str, dict] = {"model": {}, "data": {}, "run": {}, "run.early_stopping": {}}
     classes: dict[str, object] = {}
+    typed: list[tuple[str, str, str]] = []
     i = 0
     while i < len(args):
         arg, i = args[i], i + 1
@@ -127,11 +134,29 @@ def gather(args: list[str]) -> tuple[dict[str, dict], dict[str, object]]:
         section, _, name = key.rpartition(".")
         if key in ("model", "data", "model.class_path", "data.class_path"):
             classes[key.split(".")[0]] = parsed
-        elif section in ("model.init_args", "data.init_args"):
-            given[section.split(".")[0]][name] = parsed
-        elif section in ("run", "run.early_stopping"):
-            given[section][name] = parsed
-    return given, classes
+        elif section in ("model.init_args", "data.init_args", "run", "run.early_stopping"):
+            part = section.removesuffix(".init_args")
+            given[part][name] = parsed
+            if isinstance(parsed, str):
+                typed.append((part, name, value))
+    return given, classes, typed
+
+
+def _nullable(rule: rules.Rule) -> bool:
+    """Whether the key may also be null (the parser words a bad value of such a key otherwise)."""
+    try:
+        return bool(rule.holds(None))
+    except TypeError:
+        return False
+
+
+def _number(text: str) -> bool:
+    """Whether the parser could read `text` as a number (1e-3 too, which YAML leaves a string)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def own_class(section: str, class_path) -> str | None:
