@@ -34,6 +34,9 @@ COMMANDS = {
     "--model.init_args.optimizer adagrad": ["fit", "-c", SEED, "--model.init_args.optimizer", "adagrad"],
     "--data.init_args.val_fraction 1.5": ["fit", "-c", SEED, "--data.init_args.val_fraction", "1.5"],
     "--model.init_args.hiden_dims [32] (misspelt key)": ["fit", "-c", SEED, "--model.init_args.hiden_dims", "[32]"],
+    "--model.init_args.lr abc (not a number)": ["fit", "-c", SEED, "--model.init_args.lr", "abc"],
+    "cv --model.init_args.dropout 1.5": ["cv", "-c", SEED, "--folds", "3", "--model.init_args.dropout", "1.5"],
+    "--trainer.max_epochs many (the full parser's)": ["fit", "-c", SEED, "--trainer.max_epochs", "many"],
     "fit -c configs/seed.yaml (for scale)": ["fit", "-c", SEED, "--trainer.enable_progress_bar", "false"],
 }
 
