@@ -304,7 +304,7 @@ class MLPModule(pl.LightningModule):
         """Whether every member's loss is finite on every rank (so that all ranks stop together). On the CPU
         this costs nothing; on a GPU it is one host synchronisation per step."""
         finite = math.isfinite(loss.sum().item())
-        if self.trainer.world_size > 1:
+        if not self._steps.lean and self.trainer.world_size > 1:  # a lean step runs on one device only
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         return finite
 
