@@ -170,10 +170,11 @@ def comparison_story(runs: list[dict], labels: list[str]) -> list[str]:
         lines.append("Best on the test split: " + "; ".join(parts) + ".")
     held = {}
     for i, r in enumerate(runs):
-        losses = r["curves"].get(f"{tasks.held_out_of(r['curves'])}/loss")
+        split = tasks.held_out_of(r["curves"])
+        losses = r["curves"].get(f"{split}/loss")
         if losses and losses[1]:
             k = min(range(len(losses[1])), key=losses[1].__getitem__)
-            held[i] = (losses[1][k], losses[0][k], tasks.held_out_of(r["curves"]))
+            held[i] = (losses[1][k], losses[0][k], split)
     if len(held) > 1:
         i = min(held, key=lambda j: held[j][0])
         value, epoch, split = held[i]
