@@ -44,7 +44,7 @@ def check_early(args: list[str]) -> str | None:
             continue
         known = init_keys(name)
         for key in given[section]:
-            if key not in known:
+            if isinstance(key, str) and key not in known:  # (a key YAML reads as a number: the parser's to word)
                 close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
                 hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
                 return f"{section}.init_args: Option '{key}' is not accepted; {hint}"
