@@ -2,6 +2,7 @@
 
 import dataclasses
 from abc import abstractmethod
+from typing import get_args
 
 import lightning.pytorch as pl
 import numpy as np
@@ -93,9 +94,8 @@ class TabularDataModule(pl.LightningDataModule):
             val_fraction + test_fraction,
             "less than 1, so that a training split remains",
         )
-        require(
-            predict_split in ("train", "val", "test"), f"{k}.predict_split", predict_split, "one of train, val, test"
-        )
+        splits = get_args(Split)
+        require(predict_split in splits, f"{k}.predict_split", predict_split, f"one of {', '.join(splits)}")
         rules.check(k, rules.DATA, {"batches_per_step": batches_per_step, "seed": seed})
         require(
             not (predict_split == "val" and val_fraction == 0),

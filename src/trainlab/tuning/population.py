@@ -265,9 +265,8 @@ class PopulationFit(Callback):
         slots = pl_module.slot_evaluation
         if not self.search.config.cv:
             return slots.best[index], []
-        scored = "test/" + self.search.metric.split("/", 1)[1]
         tested = slots.values.get("test")
-        folds = [tested[unit].get(scored) if tested else None for unit in self.units_of(index)]
+        folds = [tested[unit].get(self.search.fold_metric) if tested else None for unit in self.units_of(index)]
         if any(v is None for v in folds):
             return math.nan, []
         return sum(folds) / len(folds), folds

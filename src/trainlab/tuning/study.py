@@ -51,6 +51,11 @@ class Search:
         self.monitor = self.monitor or self.metric
 
     @property
+    def fold_metric(self) -> str:
+        """With cv: the key of `metric` on a fold's held-out part (the fold run's test split)."""
+        return "test/" + self.metric.split("/", 1)[1]
+
+    @property
     def populations(self) -> bool:
         """Whether trials train as populations (tuning/population.py) rather than one fit each."""
         return self.packable and self.config.population > 1
@@ -380,7 +385,6 @@ def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> f
 
     folds, seed = search.config.cv["folds"], search.config.cv["seed"]
     outer = list(overrides.get("data.init_args.folds") or [])
-    scored = "test/" + search.metric.split("/", 1)[1]
     values, epochs = [], 0
     for index in range(folds):
         fold = {"k": folds, "index": index, "seed": seed, "stratify": search.task != "regression"}
@@ -398,7 +402,7 @@ def _cross_validated(trial, search: Search, overrides: dict, run_dir: Path) -> f
         finally:
             epochs += recorder.epochs
             trial.set_user_attr("epochs", epochs)
-        values.append(result.metrics[scored])
+        values.append(result.metrics[search.fold_metric])
         trial.set_user_attr("fold_values", values)
         trial.report(sum(values) / len(values), step=index)
         if index < folds - 1 and trial.should_prune():
