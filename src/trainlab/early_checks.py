@@ -34,12 +34,12 @@ PARTS = {
 
 def check_early(args: list[str]) -> str | None:
     """The first problem found without Lightning, as the one line the CLI prints; None if there is none."""
-    problem = config_file_problem(args)
+    problem, configs = read_configs(args)
     if problem is not None or "--print_config" in args or any(a.startswith("--print_config=") for a in args):
         return problem  # printing a config checks nothing
-    given, classes, typed = gather(args)
-    for section in ("model", "data"):
-        name = own_class(section, classes.get(section))
+    given, classes, typed = gather(args, configs)
+    own = {section: own_class(section, classes.get(section)) for section in DEFAULT_CLASS}
+    for section, name in own.items():
         if name is None:
             continue
         known = init_keys(name)
@@ -48,7 +48,7 @@ def check_early(args: list[str]) -> str | None:
                 close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
                 hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
                 return f"{section}.init_args: Option '{key}' is not accepted; {hint}"
-    ours = {part: part not in DEFAULT_CLASS or own_class(part, classes.get(part)) is not None for part in PARTS}
+    ours = {part: part not in own or own[part] is not None for part in PARTS}
     for part, name, text in typed:  # a number given as a word: the parser's own message
         where, part_rules, _ = PARTS[part]
         rule = part_rules.get(name)
@@ -61,52 +61,71 @@ def check_early(args: list[str]) -> str | None:
     return None
 
 
-def config_file_problem(args: list[str]) -> str | None:
-    """A config file that is missing, unreadable, not YAML, not a mapping, a tune config, or holds a section
-    that does not exist."""
-    for name in config_files(args):
+def read_configs(args: list[str]) -> tuple[str | None, dict[str, dict]]:
+    """Each config file's content by the name given, read once; or the first problem: a file that is
+    missing, unreadable, not YAML, not a mapping, a tune config, or holds a section that does not exist."""
+    configs: dict[str, dict] = {}
+    for name in config_names(args):
         path = Path(name)
         if not path.is_file():
-            return f"-c {name}: no such file; give a config file (for example configs/seed.yaml)"
+            return f"-c {name}: no such file; give a config file (for example configs/seed.yaml)", configs
         try:
             content = yaml.safe_load(path.read_text())
         except yaml.YAMLError as error:
             where = getattr(error, "problem_mark", None)
             line = f", line {where.line + 1}" if where is not None else ""
-            return f"{name}{line}: not valid YAML ({getattr(error, 'problem', None) or error})"
+            return f"{name}{line}: not valid YAML ({getattr(error, 'problem', None) or error})", configs
         except (OSError, UnicodeDecodeError) as error:
-            return f"{name}: cannot be read ({error})"
-        if content is None:
-            continue
-        if not isinstance(content, dict):
-            return f"{name}: holds a {type(content).__name__}; a config is a mapping of sections: {', '.join(SECTIONS)}"
+            return f"{name}: cannot be read ({error})", configs
+        if content is not None and not isinstance(content, dict):
+            kind = type(content).__name__
+            return f"{name}: holds a {kind}; a config is a mapping of sections: {', '.join(SECTIONS)}", configs
+        content = content or {}
         if "space" in content or "base" in content:
-            return f"{name} is a tune config (it has base/space); run it with: trainlab tune -c {name}"
+            return f"{name} is a tune config (it has base/space); run it with: trainlab tune -c {name}", configs
         for key in content:
             if key not in SECTIONS + LIGHTNING_KEYS:
                 close = difflib.get_close_matches(str(key), SECTIONS, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                return f"{name}: unknown section {key!r}; {hint}allowed: {', '.join(SECTIONS)}"
-    return None
+                return f"{name}: unknown section {key!r}; {hint}allowed: {', '.join(SECTIONS)}", configs
+        configs[name] = content
+    return None, configs
 
 
-def config_files(args: list[str]) -> list[str]:
-    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
-    return files + [a.split("=", 1)[1] for a in args if a.startswith(("--config=", "-c="))]
+def config_names(args: list[str]) -> list[str]:
+    """The config files given, in order: `-c NAME`, `--config NAME`, `--config=NAME`, `-c=NAME`."""
+    names, i = [], 0
+    while i < len(args):
+        name, i = config_at(args, i)
+        if name is not None:
+            names.append(name)
+    return names
 
 
-def gather(args: list[str]) -> tuple[dict[str, dict], dict[str, object], list[tuple[str, str, str]]]:
-    """The values the config files and --dotted.key overrides give, in order (the last one wins), per part
-    (model and data init_args, run, run.early_stopping); the class_path given for model and data; and the
-    command line's values that are words to YAML, as typed: (part, key, text)."""
+def config_at(args: list[str], i: int) -> tuple[str | None, int]:
+    """(the config file that args[i] gives, or None; the index of the next argument to read)."""
+    if args[i] in ("-c", "--config") and i + 1 < len(args):
+        return args[i + 1], i + 2
+    if args[i].startswith(("--config=", "-c=")):
+        return args[i].split("=", 1)[1], i + 1
+    return None, i + 1
+
+
+def gather(
+    args: list[str], configs: dict[str, dict]
+) -> tuple[dict[str, dict], dict[str, object], list[tuple[str, str, str]]]:
+    """The values the config files (`configs`, as read_configs read them) and --dotted.key overrides give, in
+    order (the last one wins), per part (model and data init_args, run, run.early_stopping); the class_path
+    given for model and data; and the command line's values that are words to YAML, as typed: (part, key,
+    text)."""
     given: dict[str, dict] = {"model": {}, "data": {}, "run": {}, "run.early_stopping": {}}
     classes: dict[str, object] = {}
     typed: list[tuple[str, str, str]] = []
     i = 0
     while i < len(args):
-        arg, i = args[i], i + 1
-        if arg in ("-c", "--config") and i < len(args):
-            config, i = yaml.safe_load(Path(args[i]).read_text()) or {}, i + 1
+        name, after = config_at(args, i)
+        if name is not None:
+            config, i = configs[name], after
             for section in ("model", "data"):
                 part = config.get(section)
                 if isinstance(part, dict):
@@ -120,6 +139,7 @@ def gather(args: list[str]) -> tuple[dict[str, dict], dict[str, object], list[tu
                 if isinstance(run.get("early_stopping"), dict):
                     given["run.early_stopping"].update(run["early_stopping"])
             continue
+        arg, i = args[i], i + 1
         if not arg.startswith("--"):
             continue
         key, has_value, value = arg[2:].partition("=")
