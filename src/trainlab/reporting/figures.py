@@ -27,11 +27,11 @@ def data_scatter(X: np.ndarray, y: np.ndarray, task: str, labels: list | None = 
         scatter = ax.scatter(points[:, 0], points[:, 1], c=y, cmap="viridis", s=12, alpha=0.7)
         fig.colorbar(scatter, ax=ax, label="target")
     else:
-        classes = np.unique(y.astype(int))
-        for k in classes:
-            rows = y.astype(int) == k
-            name = class_names(labels, int(classes.max()) + 1)[k]
-            ax.scatter(points[rows, 0], points[rows, 1], color=f"C{k % 10}", s=12, alpha=0.7, label=str(name))
+        classes = y.astype(int)
+        names = class_names(labels, int(classes.max()) + 1)
+        for k in np.unique(classes):
+            rows = classes == k
+            ax.scatter(points[rows, 0], points[rows, 1], color=f"C{k % 10}", s=12, alpha=0.7, label=str(names[k]))
         ax.legend(title="class", loc="best", fontsize="small")
     ax.set(title="Training data", xlabel=axes[0], ylabel=axes[1])
     ax.grid(True, alpha=0.3)
