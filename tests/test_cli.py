@@ -372,6 +372,36 @@ def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parser
     assert done.returncode == 2 and "lightning" in done.stderr  # not trainlab's class: the full parser answers
 
 
+def test_trainer_keys_are_checked_early_and_abbreviations_are_refused_by_both_checks():
+    """The Trainer's keys are read from Lightning's source (not imported): a misspelt or abbreviated one, and the
+    options trainlab replaces, are answered before the import; the full parser refuses the same ones."""
+    import inspect
+
+    from lightning.pytorch import Trainer
+
+    from trainlab.early_checks import check_early, trainer_keys
+    from trainlab.lightning_cli import run_lightning_cli
+
+    assert trainer_keys() == set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    Path("typo.yaml").write_text("trainer:\n  max_epoch: 5\n")
+    cases = [
+        (["--trainer.max_epochz", "5"], "trainer: Option 'max_epochz' is not accepted; did you mean 'max_epochs'?"),
+        (["--trainer.max_epoch=5"], "trainer: Option 'max_epoch' is not accepted; did you mean 'max_epochs'?"),
+        (["-c", "typo.yaml"], "trainer: Option 'max_epoch' is not accepted; did you mean 'max_epochs'?"),
+        (["--trainer.gradient_clip_val", "0.5"], "trainer.gradient_clip_val=0.5 is not allowed: null: trainlab clips"),
+        (["--trainer.accumulate_grad_batches", "4"], "trainer.accumulate_grad_batches=4 is not allowed: 1: for"),
+    ]
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    for extra, expected in cases:
+        args = ["fit", "-c", config("seed"), *extra]
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True)
+        assert done.returncode == 2 and expected in done.stderr and "lightning" not in done.stderr, done.stderr[-500:]
+        with pytest.raises(Exception, match="max_epoch|gradient_clip_val|accumulate_grad_batches"):
+            run_lightning_cli(args)  # the full parser: no abbreviation is expanded, the same options refused
+    for fine in (["--trainer.max_epochs", "3"], ["--trainer.callbacks+=lightning.pytorch.callbacks.Timer"]):
+        assert check_early(["fit", "-c", config("seed"), *fine]) is None
+
+
 def test_a_command_without_a_config_says_to_give_one_with_dash_c(capsys):
     assert run_cli("fit") == 2
     assert "give a config with -c, for example: trainlab fit -c configs/seed.yaml" in capsys.readouterr().err

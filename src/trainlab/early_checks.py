@@ -1,11 +1,14 @@
 """What a command's config files and arguments get wrong that can be found before Lightning is imported
-(the import takes seconds): a missing or unreadable config, an unknown section, an unknown key of
-trainlab's own model or data class, a value that breaks a rule of trainlab.rules. The full parser checks
-everything again; this only answers sooner, in the same words. What it cannot read surely (a class of the
-user's own, a value of another type than declared) it leaves to the full parser."""
+(the import takes seconds): a missing or unreadable config, an unknown section, an unknown key of trainlab's
+own model or data class or of Lightning's Trainer (read from their sources, not imported), a value that
+breaks a rule of trainlab.rules. The full parser checks everything again; this only answers sooner, in the
+same words. What it cannot read surely (a class of the user's own, a value of another type than declared)
+it leaves to the full parser."""
 
 import ast
 import difflib
+import importlib.util
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -29,6 +32,7 @@ PARTS = {
     "data": ("data.init_args", rules.DATA, rules.DATA_CHOICES),
     "run": ("run", rules.RUN, {}),
     "run.early_stopping": ("run.early_stopping", rules.EARLY_STOPPING, {}),
+    "trainer": ("trainer", rules.TRAINER, {}),
 }
 
 
@@ -40,14 +44,12 @@ def check_early(args: list[str]) -> str | None:
     given, classes, typed = gather(args, configs)
     own = {section: own_class(section, classes.get(section)) for section in DEFAULT_CLASS}
     for section, name in own.items():
-        if name is None:
-            continue
-        known = init_keys(name)
-        for key in given[section]:
-            if isinstance(key, str) and key not in known:  # (a key YAML reads as a number: the parser's to word)
-                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-                hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
-                return f"{section}.init_args: Option '{key}' is not accepted; {hint}"
+        problem = _unknown(f"{section}.init_args", given[section], init_keys(name)) if name else None
+        if problem is not None:
+            return problem
+    problem = _unknown("trainer", given["trainer"], trainer_keys())
+    if problem is not None:
+        return problem
     ours = {part: part not in own or own[part] is not None for part in PARTS}
     for part, name, text in typed:  # a number given as a word: the parser's own message
         where, part_rules, _ = PARTS[part]
@@ -118,7 +120,7 @@ def gather(
     order (the last one wins), per part (model and data init_args, run, run.early_stopping); the class_path
     given for model and data; and the command line's values that are words to YAML, as typed: (part, key,
     text)."""
-    given: dict[str, dict] = {"model": {}, "data": {}, "run": {}, "run.early_stopping": {}}
+    given: dict[str, dict] = {part: {} for part in PARTS}
     classes: dict[str, object] = {}
     typed: list[tuple[str, str, str]] = []
     i = 0
@@ -133,6 +135,8 @@ def gather(
                         classes[section] = part["class_path"]
                     if isinstance(part.get("init_args"), dict):
                         given[section].update(part["init_args"])
+            if isinstance(config.get("trainer"), dict):
+                given["trainer"].update(config["trainer"])
             run = config.get("run")
             if isinstance(run, dict):
                 given["run"].update({k: v for k, v in run.items() if k != "early_stopping"})
@@ -151,15 +155,25 @@ def gather(
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             continue
-        section, _, name = key.rpartition(".")
+        section, _, name = key.removesuffix("+").rpartition(".")  # --trainer.callbacks+=...: appends
         if key in ("model", "data", "model.class_path", "data.class_path"):
             classes[key.split(".")[0]] = parsed
-        elif section in ("model.init_args", "data.init_args", "run", "run.early_stopping"):
+        elif section in ("model.init_args", "data.init_args", "run", "run.early_stopping", "trainer"):
             part = section.removesuffix(".init_args")
             given[part][name] = parsed
             if isinstance(parsed, str):
                 typed.append((part, name, value))
     return given, classes, typed
+
+
+def _unknown(where: str, keys, known: set[str] | None) -> str | None:
+    """The message for the first of `keys` that is not one of `known` (None: not known here, so not checked)."""
+    for key in keys if known is not None else ():
+        if isinstance(key, str) and key not in known:  # (a key YAML reads as a number: the parser's to word)
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
+            return f"{where}: Option '{key}' is not accepted; {hint}"
+    return None
 
 
 def _nullable(rule: rules.Rule) -> bool:
@@ -191,11 +205,35 @@ def own_class(section: str, class_path) -> str | None:
 def init_keys(name: str) -> set[str]:
     """The arguments of trainlab's class `name`, read from its source (a class that passes **kwargs on to
     its base takes the base's too), as jsonargparse reads them from the signatures."""
-    tree = ast.parse((Path(__file__).parent / CLASS_FILES[name]).read_text())
-    node = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name)
-    init = next(f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
-    keys = {a.arg for a in [*init.args.args[1:], *init.args.kwonlyargs]}
-    if init.args.kwarg is not None:
+    node = _class_node(Path(__file__).parent / CLASS_FILES[name], name)
+    keys = _arguments(node)
+    if _init(node).args.kwarg is not None:
         base = node.bases[0].id if isinstance(node.bases[0], ast.Name) else None
         keys |= init_keys(base) if base in CLASS_FILES else set()
     return keys
+
+
+@cache
+def trainer_keys() -> set[str] | None:
+    """The arguments of Lightning's Trainer, read from its source without importing Lightning (seconds);
+    None where that source cannot be read (the full parser checks them then)."""
+    try:
+        spec = importlib.util.find_spec("lightning")  # finds the package without importing it
+        path = Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py"
+        return _arguments(_class_node(path, "Trainer"))
+    except (AttributeError, TypeError, OSError, SyntaxError, StopIteration):
+        return None
+
+
+def _class_node(path: Path, name: str) -> ast.ClassDef:
+    return next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def _init(node: ast.ClassDef) -> ast.FunctionDef:
+    return next(f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+
+
+def _arguments(node: ast.ClassDef) -> set[str]:
+    """The named arguments of the class's __init__ (self aside)."""
+    init = _init(node)
+    return {a.arg for a in [*init.args.args[1:], *init.args.kwonlyargs]}

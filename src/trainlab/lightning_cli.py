@@ -110,6 +110,11 @@ class TrainlabCLI(LightningCLI):
     def __init__(self, args=None, extra_callbacks=(), **kwargs):
         self.extra_callbacks = list(extra_callbacks)  # callbacks from Python (the tuner's), not from a config
         self.command = args[0] if args and args[0] in LightningCLI.subcommands() else None
+        # No abbreviated options (--trainer.max_epoch is not --trainer.max_epochs; jsonargparse 5 drops them
+        # too), so that the early check (trainlab.early_checks) and the parser refuse the same keys.
+        exact = {"allow_abbrev": False}
+        per_command = dict.fromkeys(self.subcommands(), exact)
+        kwargs["parser_kwargs"] = {**exact, **kwargs.get("parser_kwargs", {}), **per_command}
         super().__init__(
             model_class=MLPModule,
             datamodule_class=TabularDataModule,
@@ -269,20 +274,7 @@ class TrainlabCLI(LightningCLI):
     def _check_trainer_options(self) -> None:
         """Trainer options that trainlab replaces or relies on."""
         trainer = self._get(self.config_init, "trainer")
-        clip = trainer.get("gradient_clip_val")
-        require(
-            clip is None or clip == 0,
-            "trainer.gradient_clip_val",
-            clip,
-            "null: trainlab clips in its own optimizer loop; set model.init_args.gradient_clip_val instead",
-        )
-        accumulate = trainer.get("accumulate_grad_batches")
-        require(
-            accumulate in (None, 1),
-            "trainer.accumulate_grad_batches",
-            accumulate,
-            "1: for larger effective batches raise data.init_args.batch_size",
-        )
+        rules.check("trainer", rules.TRAINER, {key: trainer.get(key) for key in rules.TRAINER})
         logger = trainer.get("logger")
         require(
             logger is not False and logger != [],

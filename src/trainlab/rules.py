@@ -60,6 +60,17 @@ EARLY_STOPPING: dict[str, Rule] = {
     "patience": Rule(int, lambda v: v >= 1, "an integer >= 1"),
     "min_delta": Rule(float, lambda v: v >= 0, "a number >= 0"),
 }
+# Trainer options that trainlab's own loop replaces: the model's keys do their work
+TRAINER: dict[str, Rule] = {
+    "gradient_clip_val": Rule(
+        float,
+        lambda v: v is None or v == 0,
+        "null: trainlab clips in its own optimizer loop; set model.init_args.gradient_clip_val instead",
+    ),
+    "accumulate_grad_batches": Rule(
+        int, lambda v: v is None or v == 1, "1: for larger effective batches raise data.init_args.batch_size"
+    ),
+}
 
 # Choices jsonargparse checks from the signatures' Literal types; the early check words them as errors.py does.
 MODEL_CHOICES = {

@@ -60,6 +60,7 @@ class PackedOptimizer(torch.optim.Optimizer):
     def update(self, members: list[int] | None = None) -> None:
         """One step of `members` (None: all). The step itself, without torch's per-call profiling wrapper
         around `step`: on a small model that wrapper costs as much as the arithmetic."""
+        self._opt_called = True  # what torch's step wrapper tells a scheduler (else it warns of a wrong order)
         p = self.param
         if p.grad is None:
             return
