@@ -222,6 +222,40 @@ def test_bad_data_files_get_one_line_naming_file_column_or_row(case, capsys):
     assert not Path("lightning_logs").exists()
 
 
+def test_a_file_without_the_named_columns_is_answered_from_its_header_before_lightning_is_imported():
+    """The early check reads only the header (CSV) or the schema (Parquet) and words the problem as
+    FileDataModule does once the whole file is read."""
+    from trainlab.early_checks import check_early
+    from trainlab.errors import as_user_error
+    from trainlab.lightning_cli import run_lightning_cli
+
+    write_csv("train.csv")
+    pq.write_table(pa_csv.read_csv("train.csv"), "train.parquet")
+    Path("empty.csv").write_text("")
+    cases = {
+        "missing file": ({"path": "nowhere.csv"}, "nowhere.csv: no such file"),
+        "empty file": ({"path": "empty.csv"}, "empty.csv: the file is empty"),
+        "no target column": ({"target": "churn"}, "train.csv: no target column 'churn'; its columns: x1, x2, colour"),
+        "no feature column": ({"features": ["x1", "x3"]}, "train.csv: no column 'x3' (data.init_args.features"),
+        "parquet": ({"path": "train.parquet", "categorical": ["hue"]}, "train.parquet: no column 'hue'"),
+    }
+    for case, (data, expected) in cases.items():
+        Path("bad.yaml").write_text(yaml.safe_dump(csv_config(**data)))
+        args = ["fit", "-c", "bad.yaml", *QUIET]
+        early = check_early(args)
+        with pytest.raises(Exception) as full:
+            run_lightning_cli(args)
+        assert early is not None and expected in early, case
+        assert early == str(as_user_error(full.value)), case  # the same words as the full path
+    Path("good.yaml").write_text(yaml.safe_dump(csv_config(path="train.parquet", features=["x1", "colour"])))
+    assert check_early(["fit", "-c", "good.yaml"]) is None
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "fit", "-c", "bad.yaml"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "no column 'hue'" in done.stderr and "lightning" not in done.stderr
+
+
 def test_a_feature_column_absent_at_predict_time(capsys):
     write_csv("train.csv")
     result = trainlab.fit(csv_config(), trainer__enable_progress_bar=False, run__report=False, trainer__max_epochs=2)

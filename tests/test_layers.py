@@ -14,9 +14,15 @@ LAYERS = [
         "trainlab.tasks",
         "trainlab.diagnosis",
         "trainlab.rules",
-        "trainlab.early_checks",
     ],
-    ["trainlab.data", "trainlab.models", "trainlab.checkpoints", "trainlab.workers", "trainlab.threads"],
+    [
+        "trainlab.early_checks",
+        "trainlab.data",
+        "trainlab.models",
+        "trainlab.checkpoints",
+        "trainlab.workers",
+        "trainlab.threads",
+    ],
     ["trainlab.callbacks", "trainlab.reporting"],  # (trainlab.reporting.command is a driver, below)
     ["trainlab.lightning_cli"],  # the config -> data, module, Trainer
     ["trainlab.run", "trainlab.array_fit"],  # the run layer: fit / test / predict -> a result in memory

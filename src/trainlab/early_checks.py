@@ -1,9 +1,9 @@
 """What a command's config files and arguments get wrong that can be found before Lightning is imported
 (the import takes seconds): a missing or unreadable config, an unknown section, an unknown key of trainlab's
 own model or data class or of Lightning's Trainer (read from their sources, not imported), a value that
-breaks a rule of trainlab.rules. The full parser checks everything again; this only answers sooner, in the
-same words. What it cannot read surely (a class of the user's own, a value of another type than declared)
-it leaves to the full parser."""
+breaks a rule of trainlab.rules, a data file without the columns the config names (its header is read). The
+full parser checks everything again; this only answers sooner, in the same words. What it cannot read surely
+(a class of the user's own, a value of another type than declared) it leaves to the full parser."""
 
 import ast
 import difflib
@@ -60,6 +60,23 @@ def check_early(args: list[str]) -> str | None:
         problem = rules.first_problem(where, part_rules, choices, given[part]) if ours[part] else None
         if problem is not None:
             return problem
+    return file_problem(given["data"]) if own["data"] == "FileDataModule" else None
+
+
+def file_problem(data: dict) -> str | None:
+    """FileDataModule's file that is missing, empty or unreadable, or lacks a column the config names (its
+    header is read, not the whole file), in FileDataModule's words; None if there is none (or no file is named)."""
+    from trainlab.data.table import check_columns, column_names
+    from trainlab.errors import UserError
+
+    path, target = data.get("path"), data.get("target")
+    wanted = [*(data.get("features") or []), *(data.get("categorical") or [])]
+    if not isinstance(path, str) or not isinstance(target, str) or not all(isinstance(c, str) for c in wanted):
+        return None
+    try:
+        check_columns(column_names(path), Path(path), target, wanted)
+    except UserError as error:
+        return str(error)
     return None
 
 

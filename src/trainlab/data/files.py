@@ -11,6 +11,7 @@ from trainlab.data.table import (
     Encoder,
     category_values,
     check_column_type,
+    check_columns,
     check_finite,
     is_numeric,
     numeric_values,
@@ -77,11 +78,7 @@ class FileDataModule(TabularDataModule):
 
     def _check_columns(self) -> None:
         names = self._table.column_names
-        if self.target not in names:
-            raise UserError(f"{self.path}: no target column {self.target!r}; its columns: {', '.join(names)}")
-        for name in (self.wanted_features or []) + (self.wanted_categorical or []):
-            if name not in names:
-                raise UserError(f"{self.path}: no column {name!r} (data.init_args.features/categorical)")
+        check_columns(names, self.path, self.target, (self.wanted_features or []) + (self.wanted_categorical or []))
         check_column_type(self._table, self.target, self.path, "target")
         for name in self.wanted_features or [n for n in names if n != self.target]:
             check_column_type(self._table, name, self.path, "input")

@@ -20,14 +20,7 @@ def read_table(path: str | Path):
     """The file as a pyarrow Table; a missing, empty or unreadable file is a UserError naming it."""
     import pyarrow as pa
 
-    path = Path(path)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"{path}: unknown file type {path.suffix!r}; allowed: {', '.join(sorted(FORMATS))}")
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the file is empty")
+    path, kind = _readable(path)
     try:
         if kind == "csv":
             table = _read_csv(path)
@@ -37,11 +30,61 @@ def read_table(path: str | Path):
             check_names(parquet.read_schema(path).names, path)  # (pyarrow refuses to read repeated names)
             table = parquet.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
-        raise UserError(f"{path}: cannot be read as {kind}: {str(error).splitlines()[0][:200]}") from None
+        raise _unreadable(path, kind, error) from None
     if table.num_rows == 0:
         raise UserError(f"{path}: the file has a header but no rows")
     check_names(table.column_names, path)
     return table
+
+
+def column_names(path: str | Path) -> list[str]:
+    """The file's column names, from its header or schema only (what read_table would find); a missing, empty
+    or unreadable file is the same UserError as read_table's."""
+    import pyarrow as pa
+
+    path, kind = _readable(path)
+    try:
+        if kind == "csv":
+            from pyarrow import csv
+
+            return csv.open_csv(path, parse_options=_csv_options(path)).schema.names
+        from pyarrow import parquet
+
+        return parquet.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as error:
+        raise _unreadable(path, kind, error) from None
+
+
+def check_columns(names: list[str], path, target: str, wanted: list[str]) -> None:
+    """The target and the columns asked for (features, categorical) are among the file's `names`."""
+    if target not in names:
+        raise UserError(f"{path}: no target column {target!r}; its columns: {', '.join(names)}")
+    for name in wanted:
+        if name not in names:
+            raise UserError(f"{path}: no column {name!r} (data.init_args.features/categorical)")
+
+
+def _readable(path: str | Path) -> tuple[Path, str]:
+    """(path, its format) for a file that exists and is not empty; else a UserError naming it."""
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: unknown file type {path.suffix!r}; allowed: {', '.join(sorted(FORMATS))}")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty")
+    return path, kind
+
+
+def _unreadable(path: Path, kind: str, error: Exception) -> UserError:
+    return UserError(f"{path}: cannot be read as {kind}: {str(error).splitlines()[0][:200]}")
+
+
+def _csv_options(path: Path):
+    from pyarrow import csv
+
+    return csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
 
 
 def check_names(names: list[str], path) -> None:
@@ -82,7 +125,7 @@ def _read_csv(path: Path):
     import pyarrow as pa
     from pyarrow import csv
 
-    parse = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    parse = _csv_options(path)
     try:
         reader = csv.open_csv(path, parse_options=parse, read_options=csv.ReadOptions(block_size=1 << 24))
         schema = pa.schema(
