@@ -216,6 +216,34 @@ def test_bad_tune_config_is_refused_before_any_trial(change, named, capsys):
     assert not (STUDY / "bad" / "trials").exists()  # nothing ran
 
 
+EARLY = [
+    ({"space": {"model.init_args.nope": [1, 2]}}, "space.model.init_args.nope=1: model.init_args: Option 'nope'"),
+    ({"space": {"model.init_args.dropout": [0.1, 1.5]}}, "space.model.init_args.dropout=1.5: model.init_args.dropout"),
+    ({"space": {"model.init_args.optimizer": ["adam", "lbfgs"]}}, "space.model.init_args.optimizer='lbfgs': "),
+    ({"overrides": {"trainer.max_epoch": 3}}, "base seed.yaml with overrides: trainer: Option 'max_epoch' is not"),
+    ({"overrides": {"data.init_args.batch_size": 0}}, "base seed.yaml with overrides: data.init_args.batch_size=0"),
+]
+
+
+def test_a_tune_configs_bad_key_or_value_is_answered_before_lightning_is_imported_in_the_checks_words():
+    from trainlab.tuning.checks import check_search
+    from trainlab.tuning.config import early_problem, load_tune_config
+
+    for change, expected in EARLY:
+        path = tune_config("early", **{"space": {"model.init_args.lr": [0.1, 0.01]}, **change})
+        config = load_tune_config(path)
+        early = early_problem(config)
+        with pytest.raises(Exception) as full:
+            check_search(config)
+        assert early is not None and early.startswith(expected) and early == str(full.value), (early, full.value)
+    assert early_problem(load_tune_config(tune_config("fine", {"model.init_args.lr": [0.1, 0.01]}))) is None
+    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "tune", "-c", path], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and expected in done.stderr and "lightning" not in done.stderr, done.stderr[-300:]
+
+
 def test_a_missing_tune_config_and_a_changed_search_are_refused(capsys):
     assert run_cli("tune", "-c", "nowhere.yaml") == 2
     assert "nowhere.yaml" in capsys.readouterr().err

@@ -8,6 +8,7 @@ full parser checks everything again; this only answers sooner, in the same words
 import ast
 import difflib
 import importlib.util
+import json
 from functools import cache
 from pathlib import Path
 
@@ -78,6 +79,14 @@ def file_problem(data: dict) -> str | None:
     except UserError as error:
         return str(error)
     return None
+
+
+def override_args(overrides: dict) -> list[str]:
+    """Dotted keys (or the same with `__`) and values as command-line arguments."""
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
+    return args
 
 
 def read_configs(args: list[str]) -> tuple[str | None, dict[str, dict]]:
@@ -219,7 +228,8 @@ def own_class(section: str, class_path) -> str | None:
     return name if own and (not module or module.startswith("trainlab.")) else None
 
 
-def init_keys(name: str) -> set[str]:
+@cache
+def init_keys(name: str) -> frozenset[str]:
     """The arguments of trainlab's class `name`, read from its source (a class that passes **kwargs on to
     its base takes the base's too), as jsonargparse reads them from the signatures."""
     node = _class_node(Path(__file__).parent / CLASS_FILES[name], name)
@@ -227,17 +237,17 @@ def init_keys(name: str) -> set[str]:
     if _init(node).args.kwarg is not None:
         base = node.bases[0].id if isinstance(node.bases[0], ast.Name) else None
         keys |= init_keys(base) if base in CLASS_FILES else set()
-    return keys
+    return frozenset(keys)
 
 
 @cache
-def trainer_keys() -> set[str] | None:
+def trainer_keys() -> frozenset[str] | None:
     """The arguments of Lightning's Trainer, read from its source without importing Lightning (seconds);
     None where that source cannot be read (the full parser checks them then)."""
     try:
         spec = importlib.util.find_spec("lightning")  # finds the package without importing it
         path = Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py"
-        return _arguments(_class_node(path, "Trainer"))
+        return frozenset(_arguments(_class_node(path, "Trainer")))
     except (AttributeError, TypeError, OSError, SyntaxError, StopIteration):
         return None
 

@@ -5,7 +5,6 @@ Besides Lightning's `trainer`, `model`, `data` and `seed_everything`, a config h
 """
 
 import inspect
-import json
 import logging
 import os
 import re
@@ -37,6 +36,7 @@ from trainlab.callbacks.scoring import TestScores
 from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint, check_weights
 from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
 from trainlab.diagnosis import DoctorOptions
+from trainlab.early_checks import override_args
 from trainlab.errors import SECTION_CLASSES, UserError, as_user_error, require
 from trainlab.models import MLPModule
 from trainlab.threads import CpuThreads
@@ -403,14 +403,6 @@ def run_lightning_cli(args: list[str], callbacks=(), run: bool = True) -> Trainl
     if _not_an_advert not in rank_zero_log.filters:
         rank_zero_log.addFilter(_not_an_advert)
     return TrainlabCLI(args=args, extra_callbacks=callbacks, run=run, parser_kwargs={"exit_on_error": False})
-
-
-def override_args(overrides: dict) -> list[str]:
-    """Dotted keys (or the same with `__`) and values as command-line arguments."""
-    args = []
-    for key, value in overrides.items():
-        args += [f"--{key.replace('__', '.')}", value if isinstance(value, str) else json.dumps(value)]
-    return args
 
 
 def build_config(config: Path, overrides: dict, where: str) -> TrainlabCLI:

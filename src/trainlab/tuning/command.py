@@ -3,8 +3,8 @@
 Re-running the same command resumes the study: finished trials are kept, a trial whose process died is
 retried. The same command on several machines with one --storage URL shares the study between them."""
 
-from trainlab.errors import CommandParser
-from trainlab.tuning.config import load_tune_config
+from trainlab.errors import CommandParser, UserError
+from trainlab.tuning.config import early_problem, load_tune_config
 
 
 def tune_main(argv: list[str]) -> int:
@@ -24,6 +24,9 @@ def tune_main(argv: list[str]) -> int:
         n_trials=args.n_trials,
         timeout=args.timeout,
     )
+    problem = early_problem(config)  # answered before Lightning's import; tuning.checks checks it all again
+    if problem is not None:
+        raise UserError(problem)
     from trainlab.tuning.results import format_table, printed_columns
     from trainlab.tuning.search import run_search
 

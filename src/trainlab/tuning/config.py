@@ -136,6 +136,21 @@ KNOWN_KEYS = {
 }  # fmt: skip
 
 
+def early_problem(config: "TuneConfig") -> str | None:
+    """What tuning.checks would refuse in the base config with the overrides, or with a value at an end of the
+    space, that trainlab.early_checks finds without Lightning (seconds): the first such problem, in
+    tuning.checks' words; None if there is none."""
+    from trainlab.early_checks import check_early, override_args
+
+    tries = [(f"base {config.base.name} with overrides", {})]
+    tries += [(f"space.{p.key}={value!r}", {p.key: value}) for p in config.space for value in p.extremes()]
+    for where, params in tries:
+        problem = check_early(["fit", "-c", str(config.base), *override_args({**config.overrides, **params})])
+        if problem is not None:
+            return f"{where}: {problem}"
+    return None
+
+
 def load_tune_config(path: str | Path, **settings) -> TuneConfig:
     """Read and check a tune config; `settings` (workers, storage, n_trials, timeout, ...) replace its own."""
     path = Path(path)
