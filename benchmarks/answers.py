@@ -36,7 +36,19 @@ COMMANDS = {
     "--model.init_args.hiden_dims [32] (misspelt key)": ["fit", "-c", SEED, "--model.init_args.hiden_dims", "[32]"],
     "--model.init_args.lr abc (not a number)": ["fit", "-c", SEED, "--model.init_args.lr", "abc"],
     "cv --model.init_args.dropout 1.5": ["cv", "-c", SEED, "--folds", "3", "--model.init_args.dropout", "1.5"],
-    "--trainer.max_epochs many (the full parser's)": ["fit", "-c", SEED, "--trainer.max_epochs", "many"],
+    "--trainer.max_epochs many (not a number)": ["fit", "-c", SEED, "--trainer.max_epochs", "many"],
+    "--trainer.max_epoch 5 (misspelt Trainer key)": ["fit", "-c", SEED, "--trainer.max_epoch", "5"],
+    "a CSV without the config's target column": ["fit", "-c", "csv.yaml"],
+    "tune: a dropout of 1.5 in the space": ["tune", "-c", "tune.yaml"],
+    "--data.init_args.val_fraction 0.5 --data.init_args.test_fraction 0.6 (the full parser's)": [
+        "fit",
+        "-c",
+        SEED,
+        "--data.init_args.val_fraction",
+        "0.5",
+        "--data.init_args.test_fraction",
+        "0.6",
+    ],
     "fit -c configs/seed.yaml (for scale)": ["fit", "-c", SEED, "--trainer.enable_progress_bar", "false"],
 }
 
@@ -49,6 +61,13 @@ def main() -> None:
     codes: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "typo.yaml").write_text("modle:\n  init_args: {lr: 0.1}\n")
+        Path(folder, "data.csv").write_text("x1,x2,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(50)))
+        data = "{class_path: trainlab.data.FileDataModule, init_args: {path: data.csv, target: churn}}"
+        Path(folder, "csv.yaml").write_text(f"data: {data}\n")
+        space = "{model.init_args.dropout: [0.1, 1.5]}"
+        Path(folder, "tune.yaml").write_text(
+            f"base: {SEED}\noverrides: {{data.init_args.val_fraction: 0.2}}\nspace: {space}\n"
+        )
         for _ in range(args.repeats):
             for name, command in COMMANDS.items():
                 start = time.perf_counter()

@@ -372,32 +372,56 @@ def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parser
     assert done.returncode == 2 and "lightning" in done.stderr  # not trainlab's class: the full parser answers
 
 
-def test_trainer_keys_are_checked_early_and_abbreviations_are_refused_by_both_checks():
-    """The Trainer's keys are read from Lightning's source (not imported): a misspelt or abbreviated one, and the
-    options trainlab replaces, are answered before the import; the full parser refuses the same ones."""
+TRAINER_EARLY = [  # (arguments, the early answer, whether the full parser words it the same)
+    (["--trainer.max_epochz", "5"], "trainer: Option 'max_epochz' is not accepted; did you mean 'max_epochs'?", False),
+    (["--trainer.max_epoch=5"], "trainer: Option 'max_epoch' is not accepted; did you mean 'max_epochs'?", False),
+    (["-c", "typo.yaml"], "trainer: Option 'max_epoch' is not accepted; did you mean 'max_epochs'?", False),
+    (
+        ["--trainer.gradient_clip_val", "0.5"],
+        "trainer.gradient_clip_val=0.5 is not allowed: null: trainlab clips",
+        True,
+    ),
+    (["--trainer.accumulate_grad_batches", "4"], "trainer.accumulate_grad_batches=4 is not allowed: 1: for", True),
+    (["--trainer.max_epochs", "many"], "trainer.max_epochs: Expected a int (got 'many')", True),
+    (["--trainer.max_epochs", "2.5"], "trainer.max_epochs: Expected a int (got '2.5')", True),
+    (["-c", "word.yaml"], "trainer.enable_progress_bar: Expected a bool (got 'maybe')", True),
+    (["--trainer.num_nodes", "x"], "trainer.num_nodes: Expected a int. Got value: x", True),
+    (["--trainer.max_steps", "null"], "trainer.max_steps: Expected a int. Got value: None", True),
+]
+
+
+def test_trainer_keys_and_values_are_checked_early_and_abbreviations_are_refused_by_both_checks():
+    """The Trainer's keys and annotations are read from Lightning's source (not imported): a misspelt or
+    abbreviated key, a word for a number or a flag, and the options trainlab replaces are answered before the
+    import; the full parser refuses the same ones (no abbreviation is expanded), mostly in the same words."""
     import inspect
 
     from lightning.pytorch import Trainer
 
     from trainlab.early_checks import check_early, trainer_keys
+    from trainlab.errors import as_user_error
     from trainlab.lightning_cli import run_lightning_cli
 
-    assert trainer_keys() == set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    parameters = inspect.signature(Trainer.__init__).parameters
+    assert set(trainer_keys()) == set(parameters) - {"self"}
+    assert trainer_keys()["max_epochs"] == "Optional[int]" and parameters["max_epochs"].annotation == int | None
     Path("typo.yaml").write_text("trainer:\n  max_epoch: 5\n")
-    cases = [
-        (["--trainer.max_epochz", "5"], "trainer: Option 'max_epochz' is not accepted; did you mean 'max_epochs'?"),
-        (["--trainer.max_epoch=5"], "trainer: Option 'max_epoch' is not accepted; did you mean 'max_epochs'?"),
-        (["-c", "typo.yaml"], "trainer: Option 'max_epoch' is not accepted; did you mean 'max_epochs'?"),
-        (["--trainer.gradient_clip_val", "0.5"], "trainer.gradient_clip_val=0.5 is not allowed: null: trainlab clips"),
-        (["--trainer.accumulate_grad_batches", "4"], "trainer.accumulate_grad_batches=4 is not allowed: 1: for"),
-    ]
+    Path("word.yaml").write_text("trainer:\n  enable_progress_bar: maybe\n")
     code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
-    for extra, expected in cases:
+    for extra, expected, same in TRAINER_EARLY:
         args = ["fit", "-c", config("seed"), *extra]
-        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True)
-        assert done.returncode == 2 and expected in done.stderr and "lightning" not in done.stderr, done.stderr[-500:]
-        with pytest.raises(Exception, match="max_epoch|gradient_clip_val|accumulate_grad_batches"):
-            run_lightning_cli(args)  # the full parser: no abbreviation is expanded, the same options refused
+        early = check_early(args)
+        assert early is not None and expected in early
+        with pytest.raises(Exception) as full:
+            run_lightning_cli(args)
+        words = str(as_user_error(full.value))
+        assert words == early if same else "max_epoch" in words, words  # (the misspelt cases' key)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, "fit", "-c", config("seed"), "-c", "typo.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and TRAINER_EARLY[2][1] in done.stderr and "lightning" not in done.stderr
     for fine in (["--trainer.max_epochs", "3"], ["--trainer.callbacks+=lightning.pytorch.callbacks.Timer"]):
         assert check_early(["fit", "-c", config("seed"), *fine]) is None
 

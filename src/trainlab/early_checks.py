@@ -48,7 +48,7 @@ def check_early(args: list[str]) -> str | None:
         problem = _unknown(f"{section}.init_args", given[section], init_keys(name)) if name else None
         if problem is not None:
             return problem
-    problem = _unknown("trainer", given["trainer"], trainer_keys())
+    problem = _unknown("trainer", given["trainer"], trainer_keys()) or trainer_value_problem(given["trainer"])
     if problem is not None:
         return problem
     ours = {part: part not in own or own[part] is not None for part in PARTS}
@@ -241,15 +241,37 @@ def init_keys(name: str) -> frozenset[str]:
 
 
 @cache
-def trainer_keys() -> frozenset[str] | None:
-    """The arguments of Lightning's Trainer, read from its source without importing Lightning (seconds);
-    None where that source cannot be read (the full parser checks them then)."""
+def trainer_keys() -> dict[str, str] | None:
+    """The arguments of Lightning's Trainer and their annotations as written, read from its source without
+    importing Lightning (seconds); None where that source cannot be read (the full parser checks them then)."""
     try:
         spec = importlib.util.find_spec("lightning")  # finds the package without importing it
-        path = Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py"
-        return frozenset(_arguments(_class_node(path, "Trainer")))
+        init = _init(_class_node(Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py", "Trainer"))
+        return {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in init.args.kwonlyargs}
     except (AttributeError, TypeError, OSError, SyntaxError, StopIteration):
         return None
+
+
+# The Trainer's plainly typed keys (max_epochs: Optional[int], enable_progress_bar: Optional[bool], ...)
+PLAIN_TYPES = {"int": "int", "Optional[int]": "int", "bool": "bool", "Optional[bool]": "bool"}
+
+
+def trainer_value_problem(values: dict) -> str | None:
+    """The first of the Trainer's plainly typed `values` that is surely of another type (a word for a
+    number, a fraction for an integer, a word other than true/false for a flag), in the full parser's words."""
+    annotations = trainer_keys() or {}
+    for key, value in values.items():
+        kind = PLAIN_TYPES.get(annotations.get(key, ""))
+        word = isinstance(value, str) and not _number(value)
+        fraction = isinstance(value, float) and not value.is_integer()
+        if kind is None or not (
+            word or (kind == "int" and fraction) or (value is None and "Optional" not in annotations[key])
+        ):
+            continue
+        if "Optional" in annotations[key]:
+            return f"trainer.{key}: Expected a {kind} (got {str(value)!r})"
+        return f"trainer.{key}: Expected a {kind}. Got value: {value}"
+    return None
 
 
 def _class_node(path: Path, name: str) -> ast.ClassDef:
