@@ -24,11 +24,12 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/trainlab fit -c configs/seed.yaml
 
+# One test process per core (pytest-xdist): most tests are CPU-bound fits that use one torch thread.
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 test-fast: setup
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n auto --dist worksteal -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -230,13 +230,16 @@ def test_a_tune_configs_bad_key_or_value_is_answered_before_lightning_is_importe
     from trainlab.tuning.config import early_problem, load_tune_config
 
     for change, expected in EARLY:
-        path = tune_config("early", **{"space": {"model.init_args.lr": [0.1, 0.01]}, **change})
+        path = tune_config("early", **{"space": {"model.init_args.lr": [0.1, 0.01]}, "sampler": "grid", **change})
         config = load_tune_config(path)
         early = early_problem(config)
         with pytest.raises(Exception) as full:
             check_search(config)
         assert early is not None and early.startswith(expected) and early == str(full.value), (early, full.value)
-    assert early_problem(load_tune_config(tune_config("fine", {"model.init_args.lr": [0.1, 0.01]}))) is None
+    assert (
+        early_problem(load_tune_config(tune_config("fine", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid")))
+        is None
+    )
     code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code, "tune", "-c", path], capture_output=True, text=True

@@ -95,6 +95,15 @@ def condense_parser_error(message: str) -> str:
     reason = re.sub(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)", r"got '\2'; allowed: \1", reason)
     if given is not None and "Got value" not in reason and "NestedArg" not in given and "Namespace" not in given:
         reason += f" (got {given!r})"
+    one = re.fullmatch(r"unrecognized arguments: --([\w.]+)\.(\w+)(?:=\S*| \S+)?", reason) or re.fullmatch(
+        r"Subcommand '\w+' does not accept option '([\w.]+)\.(\w+)'", reason
+    )
+    if one and not keys:  # one unknown key of a section, worded as an unknown key of a class's init_args is
+        section, key = one.groups()
+        close = closest_key(section, key)
+        return f"{section}: Option '{key}' is not accepted; " + (
+            f"did you mean {close!r}?" if close else "`--print_config` shows the keys there are"
+        )
     if "unrecognized arguments" in reason or "is not accepted" in reason or "not expected" in reason:
         unknown = re.search(r"Option '([^']+)' is not accepted", reason)
         close = closest_key(".".join(keys), unknown.group(1)) if unknown else None
