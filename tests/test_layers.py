@@ -14,6 +14,7 @@ LAYERS = [
         "trainlab.tasks",
         "trainlab.diagnosis",
         "trainlab.rules",
+        "trainlab.unit_metrics",
     ],
     [
         "trainlab.early_checks",

@@ -274,6 +274,7 @@ class MLPModule(pl.LightningModule):
         zeros = torch.zeros(self.members, device=self.device)
         self._epoch = {"loss": zeros, "rows": zeros.clone(), "last": last}
         self._any_frozen = bool(self.frozen.any())
+        self.net.resting = self.frozen.tolist()  # a stopped member's dropout masks would never be used
 
     def member_train_loss(self) -> torch.Tensor:
         """This epoch's mean training loss of each member so far: [K]."""

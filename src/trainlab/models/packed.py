@@ -74,6 +74,7 @@ class PackedMLP(nn.Module):
         rates = dropout if isinstance(dropout, list) else [dropout] * self.members  # one per member
         self.register_buffer("dropout", torch.tensor(rates, dtype=torch.float32))
         self.generators = [torch.Generator().manual_seed(seed + 7919) for seed in seeds]  # dropout masks
+        self.resting = [False] * self.members  # members that no longer train (stopped): no dropout masks drawn
         self.momentum = 0.1  # batch norm's running statistics, as nn.BatchNorm1d
         self.eps = 1e-5
 
@@ -130,12 +131,12 @@ class PackedMLP(nn.Module):
         the one it would consume training alone."""
         p = self.dropout.view(-1, 1, 1).to(h.dtype)
         rows, width = h.shape[1], h.shape[2]
-        draws = []
+        real = [rows] * self.members if counts is None else counts.tolist()
+        draws = torch.ones(self.members, rows, width)
         for member, generator in enumerate(self.generators):
-            real = rows if counts is None else int(counts[member])
-            draw = torch.rand(real, width, generator=generator)
-            draws.append(torch.cat([draw, torch.ones(rows - real, width)]) if real < rows else draw)
-        return h * (torch.stack(draws).to(h.device) >= p).to(h.dtype) / (1 - p)
+            if not self.resting[member]:
+                torch.rand(real[member], width, generator=generator, out=draws[member, : real[member]])
+        return h * (draws.to(h.device) >= p).to(h.dtype) / (1 - p)
 
     def l1_norms(self) -> torch.Tensor:
         """Per member, the L1 norm of the linear layers' weights (not biases, not batch norm): [K]."""

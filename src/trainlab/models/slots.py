@@ -3,13 +3,16 @@ both: a unit is one (trial, slot)): each unit is evaluated on its slot's splits,
 metric, stopped early (or pruned) on its own (its members are then frozen) and keeps its own best weights, as
 its separate run would with Lightning's EarlyStopping and ModelCheckpoint. Nothing is logged through
 Lightning here: the per-unit values are kept for the callback that writes each unit's run directory
-(trainlab.callbacks.slots). In a packed cv units are slots; lists below indexed by "slot" are per unit."""
+(trainlab.callbacks.slots). In a packed cv units are slots; lists below indexed by "slot" are per unit.
+The per-epoch metrics of all units are computed at once (trainlab.unit_metrics); the test's, once per fit,
+by one torchmetrics collection per unit (which also keeps each unit's scores for its predictions)."""
 
 import math
 
 import torch
 
 from trainlab import tasks
+from trainlab.unit_metrics import unit_metrics
 
 
 class SlotEvaluation:
@@ -20,8 +23,7 @@ class SlotEvaluation:
         self.data_slots = torch.tensor([unit % h.slots for unit in range(module.units)])  # each unit's data slot
         self.num_classes = h.num_classes
         self.held_out = "val"  # the per-epoch split's name (MLPModule.name_held_out)
-        self.metrics = {stage: self._collections(stage) for stage in ("val", "test")}
-        self._essentials: list | None = None  # per slot, the metrics a thin validation epoch computes
+        self.test_metrics = self._collections("test")
         self.values: dict[str, list[dict[str, float]]] = {}  # per stage, per slot: the last epoch's values
         self.predictions: list[dict] = []  # per slot after a test: scores and targets of its test split
         self.configure()
@@ -33,8 +35,6 @@ class SlotEvaluation:
     def name_held_out(self, split: str) -> None:
         """Name the per-epoch evaluation's values after `split` ("test" when there is no validation split)."""
         self.held_out = split
-        self.metrics["val"] = self._collections(split)
-        self._essentials = None
 
     def configure(self, monitor: str = "val/loss", mode: str = "min", patience: int | None = None, min_delta=0.0):
         """What each slot watches: `monitor` in `mode`; early stopping after `patience` validations without
@@ -73,47 +73,34 @@ class SlotEvaluation:
             losses = module.member_losses(logits, y, counts)
         if not hasattr(self, "_loss_sum"):
             self._start_epoch(x.device)
-            self._collections = self._metrics_for(module, stage)
         self._loss_sum += losses.detach() * counts
         self._rows += counts
-        if self._native_accuracy:  # counted here for all slots at once: no per-slot metric objects
+        if stage != "test":  # kept for unit_metrics at the epoch's end: all units at once
             real = torch.arange(y.shape[1], device=y.device) < counts[:, None]
-            right = (tasks.predicted_labels(self.task, scores) == y.long()) & real
-            self._correct += right.sum(1)
-        if not any(len(c) for c in self._collections) and stage != "test":
+            self._held.append((scores.detach(), y, real))
             return
         for slot in range(self.slots):
             n = int(counts[slot])
             if n == 0:
                 continue
             target = y[slot, :n].long() if self.task != "regression" else y[slot, :n]
-            self._collections[slot].update(scores[slot, :n].detach().cpu(), target.cpu())
-            if stage == "test":
-                self._kept[slot].append((scores[slot, :n].detach().cpu(), y[slot, :n].cpu()))
+            self.test_metrics[slot].update(scores[slot, :n].detach().cpu(), target.cpu())
+            self._kept[slot].append((scores[slot, :n].detach().cpu(), y[slot, :n].cpu()))
 
-    def _metrics_for(self, module, stage: str) -> list:
-        """Per slot, the metrics this epoch computes: in thin validation epochs only the essentials (the
-        headline metric and the monitored one, as MLPModule.log_val_metrics says), else all."""
-        self._native_accuracy = False
-        if stage != "val" or not module._thin_val_epoch():
-            return self.metrics[stage]
-        if self._essentials is None:
-            from torchmetrics import MetricCollection
-
-            keep = set(module.val_metrics_always)
-            if self.task != "regression":  # accuracy, the headline, is counted in update()
-                keep.discard(f"{self.held_out}/accuracy")
-            self._essentials = [
-                MetricCollection({k: m.clone() for k, m in collection.items() if k in keep})
-                for collection in self.metrics["val"]
-            ]
-        self._native_accuracy = self.task != "regression"
-        return self._essentials
+    def _held_out_values(self, module) -> list[dict[str, float]]:
+        """Per slot, this epoch's held-out metrics: all of them, or in a thin validation epoch only the
+        essentials (the headline metric and the monitored one, as MLPModule.log_val_metrics says)."""
+        names = tasks.METRIC_NAMES[self.task]
+        if module._thin_val_epoch():
+            names = [name for name in names if f"{self.held_out}/{name}" in module.val_metrics_always]
+        scores, y, real = (torch.cat(parts, dim=1) for parts in zip(*self._held, strict=True))
+        values = unit_metrics(self.task, scores, y, real, names, self.num_classes)
+        return [{f"{self.held_out}/{name}": value for name, value in unit.items()} for unit in values]
 
     def _start_epoch(self, device) -> None:
         self._loss_sum = torch.zeros(self.slots, device=device)
         self._rows = torch.zeros(self.slots, device=device)
-        self._correct = torch.zeros(self.slots, device=device)
+        self._held: list[tuple] = []
         self._kept: list[list] = [[] for _ in range(self.slots)]
 
     def end_epoch(self, stage: str, module) -> dict:
@@ -121,16 +108,15 @@ class SlotEvaluation:
         if not hasattr(self, "_loss_sum"):
             return {}
         losses = (self._loss_sum / self._rows.clamp(min=1)).tolist()
-        accuracy = (self._correct / self._rows.clamp(min=1)).tolist() if self._native_accuracy else None
-        per_slot, name = [], self.held_out if stage == "val" else stage
-        for slot in range(self.slots):
-            values = {f"{name}/loss": losses[slot]}
-            if accuracy is not None:
-                values[f"{name}/accuracy"] = accuracy[slot]
-            values.update({k: float(v) for k, v in self._collections[slot].compute().items()})
-            self._collections[slot].reset()
-            per_slot.append(values)
-        if stage == "test":
+        name = self.held_out if stage == "val" else stage
+        per_slot = [{f"{name}/loss": loss} for loss in losses]
+        if stage != "test":
+            for values, metrics in zip(per_slot, self._held_out_values(module), strict=True):
+                values.update(metrics)
+        else:
+            for values, metrics in zip(per_slot, self.test_metrics, strict=True):
+                values.update({k: float(v) for k, v in metrics.compute().items()})
+                metrics.reset()
             self.predictions = [
                 {"scores": torch.cat([s for s, _ in kept]).numpy(), "target": torch.cat([t for _, t in kept]).numpy()}
                 for kept in self._kept
