@@ -1,5 +1,6 @@
 """Packs: member k of a packed fit trains exactly as the unpacked run of its fold or seed."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,32 @@ def test_each_member_is_the_mlp_its_seed_builds_and_batch_norm_ignores_padding()
     padded = torch.stack([torch.cat([x[:4], torch.full((6, 3), 1e3)]), x])
     out = pack(padded, counts=torch.tensor([4, 10]))
     torch.testing.assert_close(out[0, :4], pack(x[:4])[0], rtol=0, atol=1e-5)
+
+
+def test_some_members_run_alone_as_they_run_in_the_whole_pack():
+    """A pack whose other members stopped runs only the moving ones (forward(..., members)): their outputs,
+    dropout masks, batch statistics and gradients are those they get in the whole pack; the others' running
+    statistics and dropout streams stay untouched."""
+    x = torch.randn(3, 16, 5)
+    counts = torch.tensor([16, 9, 12])
+    whole = PackedMLP([1, 2, 3], 5, 1, [8, 4], dropout=[0.2, 0.3, 0.1], batch_norm=True).train()
+    part = copy.deepcopy(whole)
+    part.resting = [True, False, False]  # member 0 stopped: no masks drawn for it
+    before = part.generators[0].get_state()
+    out = whole(x, counts)
+    moving = torch.tensor([1, 2])
+    out_part = part(x.index_select(0, moving), counts.index_select(0, moving), moving)
+    torch.testing.assert_close(out_part, out[1:], rtol=0, atol=0)
+    out[1:].sum().backward()
+    out_part.sum().backward()
+    torch.testing.assert_close(part.flat.grad[1:], whole.flat.grad[1:], rtol=0, atol=0)
+    assert part.flat.grad[0].abs().sum() == 0 and torch.equal(part.generators[0].get_state(), before)
+    for name in ("running_mean0", "running_var0", "running_mean1", "running_var1"):
+        moved, kept = getattr(part, name), getattr(PackedMLP([1, 2, 3], 5, 1, [8, 4], batch_norm=True), name)
+        torch.testing.assert_close(moved[1:], getattr(whole, name)[1:], rtol=0, atol=0)
+        torch.testing.assert_close(moved[0], kept[0], rtol=0, atol=0)
+    l1 = whole.l1_norms()
+    torch.testing.assert_close(part.l1_norms(moving), l1[1:], rtol=0, atol=0)
 
 
 def fold_curves(cv_dir: Path, folds: int) -> list[dict]:

@@ -240,8 +240,16 @@ class MLPModule(pl.LightningModule):
         steps = self._steps
         epoch = self._epoch  # a plain dict: assigning module attributes costs microseconds each, per step
         loss_before, rows_before = epoch["loss"].sum(), epoch["rows"].sum()
+        moving = self._moving  # the members that train this epoch (None: all of them)
         for x, y, counts in batches:
-            losses = self.member_losses(self.net(x, counts), y, counts)
+            if moving is None:
+                losses = self.member_losses(self.net(x, counts), y, counts)
+            else:  # members that stopped cost nothing: the others run alone, their losses put back in place
+                part = None if counts is None else counts.index_select(0, moving)
+                running = self.net(x.index_select(0, moving), part, moving)
+                running = self.member_losses(running, y.index_select(0, moving), part)
+                losses = torch.zeros(self.members, dtype=running.dtype, device=running.device)
+                losses = losses.index_copy(0, moving, running)
             if not self._finite_everywhere(losses):  # checked before the step, so a bad one is never taken
                 if self.hparams.population is None:
                     self._fail_non_finite(losses, optimizer, epoch["last"])
@@ -249,16 +257,19 @@ class MLPModule(pl.LightningModule):
             steps.zero_grad(optimizer)
             objective = losses.sum()  # each member's gradient is its own loss's
             if self._l1 is not None:
-                objective = objective + (self._l1 * self.net.l1_norms()).sum()
+                l1 = self._l1 if moving is None else self._l1.index_select(0, moving)
+                objective = objective + (l1 * self.net.l1_norms(moving)).sum()
             steps.backward(objective)
             if self._clip is not None:
                 clip_gradients(self.net.flat.grad, self._clip, self.hparams.gradient_clip_algorithm)
             rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
+            if moving is not None:
+                rows = rows * self._training  # train/loss: the mean over the rows of the members that train
             if counts is None and not self._any_frozen:
                 optimizer.optimizer.active = None  # every member moves
             else:
-                moving = ~self.frozen.cpu() if counts is None else (counts.cpu() > 0) & ~self.frozen.cpu()
-                optimizer.optimizer.active = moving.nonzero().flatten().tolist()
+                stepping = ~self.frozen.cpu() if counts is None else (counts.cpu() > 0) & ~self.frozen.cpu()
+                optimizer.optimizer.active = stepping.nonzero().flatten().tolist()
             steps.step(optimizer)
             epoch["loss"] += losses.detach() * rows
             epoch["rows"] += rows
@@ -275,6 +286,8 @@ class MLPModule(pl.LightningModule):
         self._epoch = {"loss": zeros, "rows": zeros.clone(), "last": last}
         self._any_frozen = bool(self.frozen.any())
         self.net.resting = self.frozen.tolist()  # a stopped member's dropout masks would never be used
+        self._training = (~self.frozen).to(self.device, torch.float32)
+        self._moving = (~self.frozen).nonzero().flatten().to(self.device) if self._any_frozen else None
 
     def member_train_loss(self) -> torch.Tensor:
         """This epoch's mean training loss of each member so far: [K]."""

@@ -27,9 +27,10 @@ class PackedMLP(nn.Module):
     """`len(seeds)` members of `MLP(input_dim, output_dim, hidden_dims, activation, dropout, batch_norm, init)`;
     `dropout` is one probability or one per member.
 
-    forward(x, counts): x is [K, B, in] (or [B, in], shared by every member); `counts` [K], when given, says
-    how many leading rows of each member's batch are real (the rest is padding, ignored by batch norm).
-    Returns logits [K, B, out]."""
+    forward(x, counts, members): x is [K, B, in] (or [B, in], shared by every member); `counts` [K], when
+    given, says how many leading rows of each member's batch are real (the rest is padding, ignored by batch
+    norm). Returns logits [K, B, out]. With `members` (indices), only those members run: x, counts and the
+    result hold their rows only, in that order (a pack whose other members stopped trains at their cost)."""
 
     def __init__(
         self,
@@ -84,31 +85,35 @@ class PackedMLP(nn.Module):
         start = layer["weight"]
         return source[:, start : start + layer["out"] * layer["in"]].view(-1, layer["out"], layer["in"])
 
-    def forward(self, x: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, counts: torch.Tensor | None = None, members: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        flat = self.flat if members is None else self.flat.index_select(0, members)
         if x.dim() == 2:
-            x = x.expand(self.members, -1, -1)
-        flat, h = self.flat, x
-        mask = None
+            x = x.expand(flat.shape[0], -1, -1)
+        h, mask = x, None
         if counts is not None:
             mask = (torch.arange(x.shape[1], device=x.device) < counts[:, None]).unsqueeze(-1).to(x.dtype)
         for index, layer in enumerate(self.layers):
             start, stop = layer["bias"], layer["bias"] + layer["out"]
-            h = torch.baddbmm(flat[:, None, start:stop], h, self.weight(index).transpose(1, 2))
+            h = torch.baddbmm(flat[:, None, start:stop], h, self.weight(index, flat).transpose(1, 2))
             if not layer["hidden"]:
                 return h
             if "norm" in layer:
-                h = self._normalise(h, index, layer, mask, counts)
+                h = self._normalise(h, flat, index, layer, mask, counts, members)
             h = self.activation(h)
             if self.training and bool(self.dropout.any()):
-                h = self._dropout(h, counts)
+                h = self._dropout(h, counts, members)
         raise AssertionError("unreachable")
 
-    def _normalise(self, h, index, layer, mask, counts):
+    def _normalise(self, h, flat, index, layer, mask, counts, members):
         gamma_at, beta_at, _ = layer["norm"]
         out = layer["out"]
-        gamma = self.flat[:, None, gamma_at : gamma_at + out]
-        beta = self.flat[:, None, beta_at : beta_at + out]
+        gamma = flat[:, None, gamma_at : gamma_at + out]
+        beta = flat[:, None, beta_at : beta_at + out]
         running_mean, running_var = getattr(self, f"running_mean{index}"), getattr(self, f"running_var{index}")
+        if members is not None:  # the running members' statistics (copies; written back below)
+            running_mean, running_var = running_mean.index_select(0, members), running_var.index_select(0, members)
         if not self.training:
             return (h - running_mean) / torch.sqrt(running_var + self.eps) * gamma + beta
         if mask is None:
@@ -124,23 +129,29 @@ class PackedMLP(nn.Module):
             moving = n > 1
             running_mean.copy_(torch.where(moving, running_mean.lerp(mean, self.momentum), running_mean))
             running_var.copy_(torch.where(moving, running_var.lerp(unbiased, self.momentum), running_var))
+            if members is not None:
+                getattr(self, f"running_mean{index}").index_copy_(0, members, running_mean)
+                getattr(self, f"running_var{index}").index_copy_(0, members, running_var)
         return (h - mean) / torch.sqrt(var + self.eps) * gamma + beta
 
-    def _dropout(self, h: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
+    def _dropout(self, h: torch.Tensor, counts: torch.Tensor | None, members: torch.Tensor | None) -> torch.Tensor:
         """Each member's mask from its own generator, drawn for its real rows only: its stream of draws is
         the one it would consume training alone."""
+        running = range(self.members) if members is None else members.tolist()
         p = self.dropout.view(-1, 1, 1).to(h.dtype)
+        p = p if members is None else p.index_select(0, members)
         rows, width = h.shape[1], h.shape[2]
-        real = [rows] * self.members if counts is None else counts.tolist()
-        draws = torch.ones(self.members, rows, width)
-        for member, generator in enumerate(self.generators):
+        real = [rows] * len(running) if counts is None else counts.tolist()
+        draws = torch.ones(len(running), rows, width)
+        for row, member in enumerate(running):
             if not self.resting[member]:
-                torch.rand(real[member], width, generator=generator, out=draws[member, : real[member]])
+                torch.rand(real[row], width, generator=self.generators[member], out=draws[row, : real[row]])
         return h * (draws.to(h.device) >= p).to(h.dtype) / (1 - p)
 
-    def l1_norms(self) -> torch.Tensor:
-        """Per member, the L1 norm of the linear layers' weights (not biases, not batch norm): [K]."""
-        return (self.flat.abs() * self.weight_mask).sum(1)
+    def l1_norms(self, members: torch.Tensor | None = None) -> torch.Tensor:
+        """Per member (or of `members`), the L1 norm of the linear layers' weights (not biases, not batch norm)."""
+        flat = self.flat if members is None else self.flat.index_select(0, members)
+        return (flat.abs() * self.weight_mask).sum(1)
 
     # The dropout generators' states travel with checkpoints, so a resumed fit draws the same masks.
     def generator_states(self) -> list[torch.Tensor]:
