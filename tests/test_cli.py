@@ -319,6 +319,15 @@ EARLY = [
     (["--data.init_args.zzz", "1"], "data.init_args: Option 'zzz' is not accepted; `--print_config` shows the keys"),
     (["--model.init_args.lr", "abc"], "model.init_args.lr: Expected a float. Got value: abc"),
     (["--run.summary_every", "often"], "run.summary_every: Expected a int. Got value: often"),
+    (
+        ["--data.init_args.val_fraction", "0.5", "--data.init_args.test_fraction", "0.6"],
+        "data.init_args.val_fraction + test_fraction=1.1 is not allowed: less than 1",
+    ),
+    (["--model.init_args.nesterov", "true"], "model.init_args.nesterov=True is not allowed: true only with optimizer"),
+    (
+        ["--model.init_args.scheduler", "plateau", "--model.init_args.gamma", "1.5"],
+        "model.init_args.gamma=1.5 is not allowed: a factor in (0, 1) for plateau",
+    ),
 ]
 
 
@@ -326,7 +335,7 @@ def test_the_early_check_reads_each_classs_keys_as_its_signature_gives_them():
     import inspect
 
     from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
-    from trainlab.early_checks import CLASS_FILES, init_keys
+    from trainlab.early_checks import CLASS_FILES, init_defaults, init_keys
     from trainlab.models import MLPModule
 
     classes = [MLPModule, TabularDataModule, SyntheticDataModule, FileDataModule, BundledDataModule]
@@ -341,6 +350,14 @@ def test_the_early_check_reads_each_classs_keys_as_its_signature_gives_them():
             if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
                 break
         assert init_keys(cls.__name__) == keys, cls.__name__
+        defaults = init_defaults(cls.__name__)  # the literal ones, which the joint rules fill in
+        for name, value in defaults.items():
+            assert value == next(
+                inspect.signature(k.__init__).parameters[name].default
+                for k in cls.__mro__
+                if name in inspect.signature(k.__init__).parameters
+            ), (cls.__name__, name)
+        assert {"val_fraction", "test_fraction"} <= set(defaults) or cls.__name__ == "MLPModule"
 
 
 def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parsers_words():

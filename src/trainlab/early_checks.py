@@ -61,7 +61,26 @@ def check_early(args: list[str]) -> str | None:
         problem = rules.first_problem(where, part_rules, choices, given[part]) if ours[part] else None
         if problem is not None:
             return problem
+    for section, joints in (("model", rules.MODEL_JOINT), ("data", rules.DATA_JOINT)):
+        values = {**init_defaults(own[section]), **given[section]} if own[section] else {}
+        problem = next(filter(None, (_joint_problem(f"{section}.init_args", j, values) for j in joints)), None)
+        if problem is not None:
+            return problem
     return file_problem(given["data"]) if own["data"] == "FileDataModule" else None
+
+
+def _joint_problem(where: str, joint: rules.Joint, values: dict) -> str | None:
+    """The message when `values` (a class's defaults and what is given) break `joint`; None when they hold, or
+    when a value is of a type the rule cannot judge (the full parser words that)."""
+    from trainlab.errors import UserError
+
+    try:
+        rules.check_joint(where, joint, values)
+    except UserError as error:
+        return str(error)
+    except (KeyError, TypeError):
+        return None
+    return None
 
 
 def file_problem(data: dict) -> str | None:
@@ -238,6 +257,27 @@ def init_keys(name: str) -> frozenset[str]:
         base = node.bases[0].id if isinstance(node.bases[0], ast.Name) else None
         keys |= init_keys(base) if base in CLASS_FILES else set()
     return frozenset(keys)
+
+
+@cache
+def init_defaults(name: str) -> dict:
+    """The literal defaults of trainlab's class `name`'s arguments, read from its source (with its base's,
+    for a class that passes **kwargs on)."""
+    node = _class_node(Path(__file__).parent / CLASS_FILES[name], name)
+    arguments = _init(node).args
+    named = arguments.args[1:]
+    pairs = list(zip(named[len(named) - len(arguments.defaults) :], arguments.defaults, strict=True))
+    pairs += [(a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d is not None]
+    defaults = {}
+    for argument, default in pairs:
+        try:
+            defaults[argument.arg] = ast.literal_eval(default)
+        except ValueError:  # not a literal (a name, a call): no joint rule needs it
+            continue
+    base = node.bases[0].id if isinstance(node.bases[0], ast.Name) else None
+    if arguments.kwarg is not None and base in CLASS_FILES:
+        defaults = {**init_defaults(base), **defaults}
+    return defaults
 
 
 @cache

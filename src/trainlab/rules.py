@@ -2,9 +2,9 @@
 
 The classes check their arguments with these rules (MLPModule, the data modules, the run options), and
 `trainlab fit|validate|test|predict` checks the values a config file or the command line gives with the
-same rules before it imports Lightning (seconds): a mistake is answered at once, in the same words.
-Rules that relate several values (val_fraction + test_fraction < 1, nesterov needs momentum) stay with
-their classes.
+same rules before it imports Lightning (seconds): a mistake is answered at once, in the same words. A few
+rules relate several values of one class (Joint: val_fraction + test_fraction < 1, nesterov needs SGD with
+momentum, gamma's range depends on the scheduler); the early check fills in the class's defaults for them.
 """
 
 from collections.abc import Callable
@@ -72,6 +72,38 @@ TRAINER: dict[str, Rule] = {
     ),
 }
 
+
+class Joint(NamedTuple):
+    keys: tuple[str, ...]  # the arguments it relates, in the order `value` and `holds` take them
+    name: str  # what the message names, after the section
+    value: Callable[..., Any]  # the value the message shows
+    holds: Callable[..., bool]
+    allowed: str
+
+
+SPLITS = Joint(
+    ("val_fraction", "test_fraction"),
+    "val_fraction + test_fraction",
+    lambda val, test: val + test,
+    lambda val, test: val + test < 1,
+    "less than 1, so that a training split remains",
+)
+NESTEROV = Joint(
+    ("nesterov", "optimizer", "momentum"),
+    "nesterov",
+    lambda nesterov, optimizer, momentum: nesterov,
+    lambda nesterov, optimizer, momentum: not nesterov or (optimizer == "sgd" and momentum > 0),
+    "true only with optimizer sgd and momentum > 0",
+)
+GAMMA = Joint(
+    ("gamma", "scheduler"),
+    "gamma",
+    lambda gamma, scheduler: gamma,
+    lambda gamma, scheduler: 0 < gamma < 1 if scheduler == "plateau" else gamma > 0,
+    "a factor in (0, 1) for plateau, > 0 otherwise",
+)
+MODEL_JOINT, DATA_JOINT = (NESTEROV, GAMMA), (SPLITS,)
+
 # Choices jsonargparse checks from the signatures' Literal types; the early check words them as errors.py does.
 MODEL_CHOICES = {
     "activation": Activation,
@@ -91,6 +123,14 @@ def check(where: str, rules: dict[str, Rule], values: dict) -> None:
     for name, value in values.items():
         if name in rules:
             require(rules[name].holds(value), f"{where}.{name}", value, rules[name].allowed)
+
+
+def check_joint(where: str, joint: Joint, values: dict) -> None:
+    """Raise a UserError when the values of `joint.keys` in `values` break the rule (`where`: the section)."""
+    from trainlab.errors import require
+
+    given = [values[key] for key in joint.keys]
+    require(joint.holds(*given), f"{where}.{joint.name}", joint.value(*given), joint.allowed)
 
 
 def first_problem(where: str, rules: dict[str, Rule], choices: dict, values: dict) -> str | None:

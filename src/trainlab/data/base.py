@@ -88,12 +88,7 @@ class TabularDataModule(pl.LightningDataModule):
         k = self.key
         sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size}
         rules.check(k, rules.DATA, {**sizes, "val_fraction": val_fraction, "test_fraction": test_fraction})
-        require(
-            val_fraction + test_fraction < 1,
-            f"{k}.val_fraction + test_fraction",
-            val_fraction + test_fraction,
-            "less than 1, so that a training split remains",
-        )
+        rules.check_joint(k, rules.SPLITS, {"val_fraction": val_fraction, "test_fraction": test_fraction})
         splits = get_args(Split)
         require(predict_split in splits, f"{k}.predict_split", predict_split, f"one of {', '.join(splits)}")
         rules.check(k, rules.DATA, {"batches_per_step": batches_per_step, "seed": seed})

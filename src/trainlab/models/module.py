@@ -138,12 +138,7 @@ class MLPModule(pl.LightningModule):
                     name in MEMBER_SETTINGS, f"{where}.{name}", entry[name], f"a key of {', '.join(MEMBER_SETTINGS)}"
                 )
             _check_settings(where, {**own, **entry}, optimizer, nesterov)
-        require(
-            0 < gamma < 1 if scheduler == "plateau" else gamma > 0,
-            f"{k}.gamma",
-            gamma,
-            "a factor in (0, 1) for plateau, > 0 otherwise",
-        )
+        rules.check_joint(k, rules.GAMMA, {"gamma": gamma, "scheduler": scheduler})
         fitting = tasks.LOSSES[task]
         loss = fitting[0] if loss == "auto" else loss
         require(loss in fitting, f"{k}.loss", loss, f"for task {task}: auto or {', '.join(fitting)}")
@@ -538,9 +533,4 @@ class MLPModule(pl.LightningModule):
 def _check_settings(where: str, values: dict, optimizer: str, nesterov: bool) -> None:
     """The member settings' own rules (a module's, or one trial's of a population)."""
     rules.check(where, rules.MODEL, values)
-    require(
-        not nesterov or (optimizer == "sgd" and values["momentum"] > 0),
-        f"{where}.nesterov",
-        nesterov,
-        "true only with optimizer sgd and momentum > 0",
-    )
+    rules.check_joint(where, rules.NESTEROV, {**values, "optimizer": optimizer, "nesterov": nesterov})
