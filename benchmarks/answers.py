@@ -40,7 +40,7 @@ COMMANDS = {
     "--trainer.max_epoch 5 (misspelt Trainer key)": ["fit", "-c", SEED, "--trainer.max_epoch", "5"],
     "a CSV without the config's target column": ["fit", "-c", "csv.yaml"],
     "tune: a dropout of 1.5 in the space": ["tune", "-c", "tune.yaml"],
-    "--data.init_args.val_fraction 0.5 --data.init_args.test_fraction 0.6 (the full parser's)": [
+    "--data.init_args.val_fraction 0.5 --data.init_args.test_fraction 0.6 (a joint rule)": [
         "fit",
         "-c",
         SEED,
