@@ -245,30 +245,35 @@ class MLPModule(pl.LightningModule):
                 running = self.member_losses(running, y.index_select(0, moving), part)
                 losses = torch.zeros(self.members, dtype=running.dtype, device=running.device)
                 losses = losses.index_copy(0, moving, running)
-            if not self._finite_everywhere(losses):  # checked before the step, so a bad one is never taken
+            objective = losses.sum()  # each member's gradient is its own loss's
+            if not self._finite_everywhere(objective):  # checked before the step, so a bad one is never taken
                 if self.hparams.population is None:
                     self._fail_non_finite(losses, optimizer, epoch["last"])
                 losses = self._stop_diverged(losses)
+                objective = losses.sum()
             steps.zero_grad(optimizer)
-            objective = losses.sum()  # each member's gradient is its own loss's
             if self._l1 is not None:
                 l1 = self._l1 if moving is None else self._l1.index_select(0, moving)
                 objective = objective + (l1 * self.net.l1_norms(moving)).sum()
             steps.backward(objective)
             if self._clip is not None:
                 clip_gradients(self.net.flat.grad, self._clip, self.hparams.gradient_clip_algorithm)
-            rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
-            if moving is not None:
-                rows = rows * self._training  # train/loss: the mean over the rows of the members that train
             if counts is None and not self._any_frozen:
                 optimizer.optimizer.active = None  # every member moves
             else:
                 stepping = ~self.frozen.cpu() if counts is None else (counts.cpu() > 0) & ~self.frozen.cpu()
                 optimizer.optimizer.active = stepping.nonzero().flatten().tolist()
             steps.step(optimizer)
-            epoch["loss"] += losses.detach() * rows
-            epoch["rows"] += rows
-            epoch["last"] = losses.detach()
+            losses = losses.detach()
+            if counts is None and moving is None:  # every member trained on a full batch (two ops, not four)
+                epoch["loss"].add_(losses, alpha=y.shape[1])
+                epoch["rows"].add_(y.shape[1])
+            else:  # train/loss: the mean over the rows of the members that train
+                rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
+                rows = rows if moving is None else rows * self._training
+                epoch["loss"] += losses * rows
+                epoch["rows"] += rows
+            epoch["last"] = losses
         # train/loss: the mean over every member's training rows; Lightning averages the groups' values
         # weighted by their rows at the epoch's end (under DDP over every rank's rows too)
         rows = epoch["rows"].sum() - rows_before
@@ -309,10 +314,10 @@ class MLPModule(pl.LightningModule):
         if self.slot_evaluation is not None and "slots" in checkpoint:
             self.slot_evaluation.load_state_dict(checkpoint["slots"])
 
-    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+    def _finite_everywhere(self, total: torch.Tensor) -> bool:
         """Whether every member's loss is finite on every rank (so that all ranks stop together). On the CPU
         this costs nothing; on a GPU it is one host synchronisation per step."""
-        finite = math.isfinite(loss.sum().item())
+        finite = math.isfinite(total.item())  # the members' summed loss: finite if each one is
         if not self._steps.lean and self.trainer.world_size > 1:  # a lean step runs on one device only
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         return finite

@@ -74,6 +74,7 @@ class PackedMLP(nn.Module):
         self.register_buffer("weight_mask", weight_mask, persistent=False)  # the L1 penalty's entries
         rates = dropout if isinstance(dropout, list) else [dropout] * self.members  # one per member
         self.register_buffer("dropout", torch.tensor(rates, dtype=torch.float32))
+        self.drops = any(rate > 0 for rate in rates)  # a plain flag: a tensor's any() per layer and step costs
         self.generators = [torch.Generator().manual_seed(seed + 7919) for seed in seeds]  # dropout masks
         self.resting = [False] * self.members  # members that no longer train (stopped): no dropout masks drawn
         self.momentum = 0.1  # batch norm's running statistics, as nn.BatchNorm1d
@@ -94,15 +95,18 @@ class PackedMLP(nn.Module):
         h, mask = x, None
         if counts is not None:
             mask = (torch.arange(x.shape[1], device=x.device) < counts[:, None]).unsqueeze(-1).to(x.dtype)
+        members_here = flat.shape[0]
         for index, layer in enumerate(self.layers):
-            start, stop = layer["bias"], layer["bias"] + layer["out"]
-            h = torch.baddbmm(flat[:, None, start:stop], h, self.weight(index, flat).transpose(1, 2))
+            out, width, weight, bias = layer["out"], layer["in"], layer["weight"], layer["bias"]
+            # self.weight(index) inline, with narrow: a tensor's [:, a:b] indexing costs several microseconds
+            w = flat.narrow(1, weight, out * width).view(members_here, out, width)
+            h = torch.baddbmm(flat.narrow(1, bias, out).unsqueeze(1), h, w.transpose(1, 2))
             if not layer["hidden"]:
                 return h
             if "norm" in layer:
                 h = self._normalise(h, flat, index, layer, mask, counts, members)
             h = self.activation(h)
-            if self.training and bool(self.dropout.any()):
+            if self.training and self.drops:
                 h = self._dropout(h, counts, members)
         raise AssertionError("unreachable")
 
