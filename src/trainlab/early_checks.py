@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from trainlab import rules
+from trainlab.errors import key_hint
 
 SECTIONS = ("seed_everything", "trainer", "model", "data", "run", "ckpt_path")
 LIGHTNING_KEYS = ("optimizer", "lr_scheduler", "weights_only")  # in every saved config.yaml (Lightning's own)
@@ -162,7 +163,7 @@ def gather(
     args: list[str], configs: dict[str, dict]
 ) -> tuple[dict[str, dict], dict[str, object], list[tuple[str, str, str]]]:
     """The values the config files (`configs`, as read_configs read them) and --dotted.key overrides give, in
-    order (the last one wins), per part (model and data init_args, run, run.early_stopping); the class_path
+    order (the last one wins), per part (model and data init_args, run, run.early_stopping, trainer); the class_path
     given for model and data; and the command line's values that are words to YAML, as typed: (part, key,
     text)."""
     given: dict[str, dict] = {part: {} for part in PARTS}
@@ -216,8 +217,7 @@ def _unknown(where: str, keys, known: set[str] | None) -> str | None:
     for key in keys if known is not None else ():
         if isinstance(key, str) and key not in known:  # (a key YAML reads as a number: the parser's to word)
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-            hint = f"did you mean {close[0]!r}?" if close else "`--print_config` shows the keys there are"
-            return f"{where}: Option '{key}' is not accepted; {hint}"
+            return f"{where}: Option '{key}' is not accepted; {key_hint(close[0] if close else None)}"
     return None
 
 

@@ -101,16 +101,14 @@ def condense_parser_error(message: str) -> str:
     if one and not keys:  # one unknown key of a section, worded as an unknown key of a class's init_args is
         section, key = one.groups()
         close = closest_key(section, key)
-        return f"{section}: Option '{key}' is not accepted; " + (
-            f"did you mean {close!r}?" if close else "`--print_config` shows the keys there are"
-        )
+        return f"{section}: Option '{key}' is not accepted; {key_hint(close)}"
     if "unrecognized arguments" in reason or "is not accepted" in reason or "not expected" in reason:
         unknown = re.search(r"Option '([^']+)' is not accepted", reason)
         close = closest_key(".".join(keys), unknown.group(1)) if unknown else None
         flag = re.search(r"unrecognized arguments: --(\S+)\.(\w+)", reason)
         if flag and closest_key(flag.group(1), flag.group(2)):
             close = f"--{flag.group(1)}.{closest_key(flag.group(1), flag.group(2))}"
-        reason += f"; did you mean {close!r}?" if close else "; `--print_config` shows the keys there are"
+        reason += f"; {key_hint(close)}"
     if "the following arguments are required" in reason and ".data" in reason and ".model" in reason:
         reason += " (give a config with -c, for example: trainlab fit -c configs/seed.yaml)"
     return f"{'.'.join(keys)}: {reason}" if keys else reason
@@ -119,6 +117,11 @@ def condense_parser_error(message: str) -> str:
 # Per config section (model, data, run, trainer), the classes whose parameters are its keys: filled in by
 # trainlab.lightning_cli, which defines the sections, so that this module imports nothing of trainlab's.
 SECTION_CLASSES: dict[str, list] = {}
+
+
+def key_hint(close: str | None) -> str:
+    """What follows "Option 'x' is not accepted": the closest known key, or where to see the keys."""
+    return f"did you mean {close!r}?" if close else "`--print_config` shows the keys there are"
 
 
 def closest_key(section: str, wrong: str) -> str | None:
