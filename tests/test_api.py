@@ -16,6 +16,7 @@ SHORT = {"trainer.max_epochs": 3, "trainer.enable_progress_bar": False, "run.rep
 QUIET_API = {"trainer.enable_progress_bar": False}
 
 
+@pytest.mark.slow
 def test_last_ckpt_is_the_final_epoch_and_the_chapter_tests_it():
     # The seed config's val/loss is lowest at an earlier epoch: Lightning 2.6's save_last would have left
     # that epoch in last.ckpt, and test_ckpt last would then have tested it instead of the final model.
@@ -64,6 +65,7 @@ def test_last_ckpt_ends_with_an_early_stop():
     assert stopped["global_step"] == trained * 19  # 600 training samples in batches of 32
 
 
+@pytest.mark.slow
 def test_fit_test_predict_round_trip_matches_the_cli():
     assert run_cli("fit", "-c", config("default"), "--trainer.max_epochs", "3", *QUIET) == 0
     (cli_run,) = run_dirs("default")
@@ -127,6 +129,7 @@ def test_cross_validate_returns_what_the_cv_command_writes():
         trainlab.cross_validate(config("seed"), folds=1)
 
 
+@pytest.mark.slow
 def test_report_rebuilds_pages_and_compares_runs():
     first = trainlab.fit(config("seed"), trainer__max_epochs=2, trainer__enable_progress_bar=False)
     second = trainlab.fit(

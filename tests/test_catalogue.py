@@ -84,6 +84,7 @@ VALUES = {
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.fixed_dictionaries({}, optional=VALUES))
+@pytest.mark.slow
 def test_random_config_values_build_or_are_refused_cleanly(values):
     from trainlab.lightning_cli import build_config
 
@@ -175,6 +176,7 @@ KINDS = ["float", "float with gaps", "float with nan", "float with inf", "int", 
     fmt=st.sampled_from(["csv", "parquet"]),
     seed=st.integers(0, 3),
 )
+@pytest.mark.slow
 def test_random_data_files_train_or_are_refused_in_one_line(rows, features, target, fmt, seed, capsys):
     """Random schemas, column types, gaps, NaN and inf, repeated names: a fit, or one line and exit 2; never a
     traceback."""

@@ -202,6 +202,7 @@ with torch.no_grad():
 """
 
 
+@pytest.mark.slow
 def test_checkpoint_reloads_in_a_fresh_process_with_identical_predictions(tmp_path):
     assert run_cli("fit", "-c", config("multiclass"), *SHORT) == 0
     (run,) = run_dirs("multiclass")
@@ -271,6 +272,7 @@ def test_every_lightning_command_ends_by_naming_its_outputs(capsys):
     assert last_line == f"trainlab: outputs in {run / 'predict' / 'version_0'}: predictions.csv"
 
 
+@pytest.mark.slow
 def test_evaluations_of_a_fits_checkpoint_write_inside_that_fit(capsys):
     """lightning_logs/<name>/version_N stay fits: `trainlab report lightning_logs/<name>/version_*` reports them."""
     args = ["-c", config("seed"), "--trainer.max_epochs", "2", *QUIET]
@@ -360,6 +362,7 @@ def test_the_early_check_reads_each_classs_keys_as_its_signature_gives_them():
         assert {"val_fraction", "test_fraction"} <= set(defaults) or cls.__name__ == "MLPModule"
 
 
+@pytest.mark.slow
 def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parsers_words():
     """The early check (trainlab.early_checks) and the classes share trainlab.rules: the same message,
     without the seconds Lightning's import costs; a class of the user's own is left to the full parser."""

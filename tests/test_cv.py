@@ -182,6 +182,7 @@ def tune_yaml(name: str, body: dict) -> str:
     return f"{name}.yaml"
 
 
+@pytest.mark.slow
 def test_cv_inside_tuning_scores_each_trial_by_its_mean_over_folds():
     import optuna
 
@@ -213,6 +214,7 @@ def test_cv_inside_tuning_scores_each_trial_by_its_mean_over_folds():
     assert all(t.params["model.init_args.lr"] == 1e-5 for t in pruned)
 
 
+@pytest.mark.slow
 def test_nested_cv_tunes_inside_each_outer_fold_without_seeing_it():
     import yaml
 

@@ -300,6 +300,7 @@ def test_the_doctor_can_be_turned_off():
     assert not (run_dirs("seed")[-1] / "diagnosis.json").exists()
 
 
+@pytest.mark.slow
 def test_diagnosis_is_written_by_the_console_script_too(tmp_path):
     trainlab = Path(sys.executable).with_name("trainlab")
     done = subprocess.run(

@@ -287,6 +287,7 @@ def test_bundled_datasets_are_scikit_learns():
         assert data.num_classes == (None if name == "diabetes" else len(np.unique(bunch.target)))
 
 
+@pytest.mark.slow
 def test_a_csv_file_tunes_and_reports():
     write_csv("train.csv")
     Path("csv.yaml").write_text(yaml.safe_dump(csv_config()))

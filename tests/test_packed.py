@@ -108,10 +108,11 @@ def fold_curves(cv_dir: Path, folds: int) -> list[dict]:
     "name, optimizer",
     [
         ("default", "adam"),
-        pytest.param("multiclass", "sgd", marks=pytest.mark.slow),
-        pytest.param("regression", "rmsprop", marks=pytest.mark.slow),
+        ("multiclass", "sgd"),
+        ("regression", "rmsprop"),
     ],
 )
+@pytest.mark.slow
 def test_packed_cv_equals_one_fit_per_fold(name, optimizer):
     """Every fold of the packed cv has the per-epoch curves, early stop, test metrics and out-of-fold
     predictions of its own unpacked run."""
@@ -159,6 +160,7 @@ def test_a_packed_fold_loads_alone_and_tests_to_its_metrics():
         assert again[key] == pytest.approx(value, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_a_packed_fit_resumes_exactly_after_a_kill():
     """A pack stopped after 4 epochs and resumed from last.ckpt ends where the uninterrupted one ends,
     folds that had stopped early included."""
@@ -215,6 +217,7 @@ def test_ensemble_member_k_is_the_fit_of_seed_plus_k():
     assert not torch.allclose(members[0], members[1])  # members differ: their own seeds and orders
 
 
+@pytest.mark.slow
 def test_an_ensemble_predicts_its_members_mean_probability_and_reports_their_spread():
     from sklearn.metrics import accuracy_score
 
@@ -248,6 +251,7 @@ def test_ensemble_must_be_positive_and_one_under_ddp(capsys):
     assert not Path("lightning_logs").exists()
 
 
+@pytest.mark.slow
 def test_folds_split_into_packs_by_memory_budget_and_by_shape(monkeypatch):
     """Folds whose one-hot width differs (a category missing from some folds' training rows) train in
     packs of their own; a memory budget too small for one pack gives one fold per pack. Results are the

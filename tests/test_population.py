@@ -32,6 +32,7 @@ def by_values(rows: list[dict], keys: list[str]) -> dict:
     return {tuple(row[k] for k in keys): row for row in rows}
 
 
+@pytest.mark.slow
 def test_a_packed_grid_gives_each_trial_the_value_of_its_own_fit():
     space = {
         "model.init_args.lr": [0.05, 0.005],
@@ -67,6 +68,7 @@ def test_a_packed_grid_gives_each_trial_the_value_of_its_own_fit():
     assert (STUDY / "packed" / "best_config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_cv_inside_tuning_packs_trials_and_folds_and_gives_each_trial_its_per_fold_fits_values():
     """With cv in the tune config every (trial, fold) is a unit of one pack; each trial's value is the mean over
     its folds of the loss on their held-out folds, as when each fold is fitted alone (population: 1)."""
@@ -89,6 +91,7 @@ def test_cv_inside_tuning_packs_trials_and_folds_and_gives_each_trial_its_per_fo
         assert trial.user_attrs["fold_values"] == pytest.approx(losses, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_a_random_search_packs_and_prunes_members_that_then_stop_updating():
     space = {"model.init_args.lr": {"low": 1e-5, "high": 0.3, "log": True}}
     path = tune_config(

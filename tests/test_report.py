@@ -77,6 +77,7 @@ def test_tensorboard_has_the_figures_and_the_hparams():
     )
 
 
+@pytest.mark.slow
 def test_without_a_validation_split_every_per_epoch_number_is_named_test(capsys):
     """seed.yaml has no validation split: the test split is evaluated every epoch, so its curves, summary
     lines, report and diagnosis say test, never val; with a validation split they say val."""
@@ -115,6 +116,7 @@ def test_no_report_when_turned_off():
     assert not (run / "report.html").exists() and not (run / "plots").exists()
 
 
+@pytest.mark.slow
 def test_report_compares_the_chapters_learning_rates(capsys):
     """The mini-challenge: seed.yaml at lr 0.1, 0.01 and 0.001, then one `trainlab report`: runs labelled
     by their lr, the best value per metric starred, each verdict, and the comparison said in words."""

@@ -187,6 +187,7 @@ def test_pickle_round_trip_predicts_the_same(moons):
     assert len(again.network_["seeds"]) == 3
 
 
+@pytest.mark.slow
 def test_importing_and_unpickling_need_neither_lightning_nor_torch_until_predicting(moons, tmp_path):
     X_train, _, y_train, _ = moons
     path = tmp_path / "model.pkl"

@@ -41,6 +41,7 @@ def load_study(name: str):
     return optuna.load_study(study_name=name, storage=storage)
 
 
+@pytest.mark.slow
 def test_grid_over_three_learning_rates_runs_three_trials_ranked_and_resumes_without_rerunning(capsys):
     overrides = {**SMALL, "run.test_after_fit": True}  # trials test only when asked
     path = tune_config("lr", {"model.init_args.lr": [0.1, 0.01, 0.001]}, sampler="grid", overrides=overrides)
@@ -85,6 +86,7 @@ def test_best_config_reproduces_the_best_trial():
     assert result.run_dir.parts[:2] == ("lightning_logs", "seed")  # the base config's own logger, not the trial's
 
 
+@pytest.mark.slow
 def test_random_search_with_ranges_and_list_choices():
     space = {
         "model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True},
@@ -108,6 +110,7 @@ def test_random_search_with_ranges_and_list_choices():
 
 
 @pytest.mark.parametrize("population", [1, 2])
+@pytest.mark.slow
 def test_tpe_with_pruning_stops_hopeless_trials_early(population):
     # Plain SGD at lr 1e-5 barely moves in 8 epochs: hopeless next to lr 0.05. The median pruner judges
     # against completed trials only: in populations, from the second population on.
@@ -225,6 +228,7 @@ EARLY = [
 ]
 
 
+@pytest.mark.slow
 def test_a_tune_configs_bad_key_or_value_is_answered_before_lightning_is_imported_in_the_checks_words():
     from trainlab.tuning.checks import check_search
     from trainlab.tuning.config import early_problem, load_tune_config
@@ -258,6 +262,7 @@ def test_a_missing_tune_config_and_a_changed_search_are_refused(capsys):
     assert len(load_study("same").trials) == 1
 
 
+@pytest.mark.slow
 def test_a_time_budget_ends_an_open_ended_search():
     space = {"model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True}}
     path = tune_config("budget", space, sampler="random", timeout=2)
@@ -268,6 +273,7 @@ def test_a_time_budget_ends_an_open_ended_search():
     assert all(t.datetime_start <= first + timedelta(seconds=2) for t in trials)
 
 
+@pytest.mark.slow
 def test_a_storage_url_holds_the_study_and_trials_log_hyperparameters_for_tensorboard():
     path = tune_config("shared", {"model.init_args.lr": [0.05, 0.01]}, sampler="grid")
     assert run_cli("tune", "-c", path, "--storage", "sqlite:///shared.db") == 0
@@ -295,6 +301,7 @@ def test_workers_share_the_cpu_or_own_a_gpu_each():
     assert shares(4, gpus=0, cpus=2)[0]["threads"] == 1
 
 
+@pytest.mark.slow
 def test_a_resumed_random_search_draws_new_points():
     space = {"model.init_args.lr": {"low": 1e-3, "high": 0.1, "log": True}}
     path = tune_config("more", space, sampler="random", n_trials=2, seed=4)
@@ -304,6 +311,7 @@ def test_a_resumed_random_search_draws_new_points():
     assert len(lrs) == 4 and len(set(lrs)) == 4  # the re-run did not draw the first run's points again
 
 
+@pytest.mark.slow
 def test_a_grid_worker_that_finds_no_point_left_takes_none():
     from trainlab.tuning.config import load_tune_config
     from trainlab.tuning.search import run_search
@@ -319,6 +327,7 @@ def test_a_grid_worker_that_finds_no_point_left_takes_none():
     assert [r["trial"] for r in run_search(load_tune_config(path)).leaderboard] == [0]  # spares are not listed
 
 
+@pytest.mark.slow
 def test_a_torn_journal_tail_is_dropped_with_a_warning_and_the_study_goes_on(capsys):
     """A writer killed mid-line leaves a torn record; the next run drops it (one warning naming the file)
     instead of failing to read the study, and the search completes."""
@@ -337,6 +346,7 @@ def test_a_torn_journal_tail_is_dropped_with_a_warning_and_the_study_goes_on(cap
     assert journal.read_bytes().endswith(b"\n")
 
 
+@pytest.mark.slow
 def test_a_failed_grid_point_is_retried_by_the_next_run():
     """A point whose trial failed (a crash, a full disk) is not done: the next run trains it."""
     from trainlab.tuning.checks import check_search
