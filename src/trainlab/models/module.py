@@ -270,7 +270,7 @@ class MLPModule(pl.LightningModule):
                 epoch["rows"].add_(y.shape[1])
             else:  # train/loss: the mean over the rows of the members that train
                 rows = torch.full_like(losses, y.shape[1]) if counts is None else counts.to(losses.dtype)
-                rows = rows if moving is None else rows * self._training
+                rows = rows if moving is None else rows * self._trains
                 epoch["loss"] += losses * rows
                 epoch["rows"] += rows
             epoch["last"] = losses
@@ -286,7 +286,7 @@ class MLPModule(pl.LightningModule):
         self._epoch = {"loss": zeros, "rows": zeros.clone(), "last": last}
         self._any_frozen = bool(self.frozen.any())
         self.net.resting = self.frozen.tolist()  # a stopped member's dropout masks would never be used
-        self._training = (~self.frozen).to(self.device, torch.float32)
+        self._trains = (~self.frozen).to(self.device, torch.float32)  # 1 for a member that trains this epoch
         self._moving = (~self.frozen).nonzero().flatten().to(self.device) if self._any_frozen else None
 
     def member_train_loss(self) -> torch.Tensor:
