@@ -239,6 +239,18 @@ def test_python_dash_m_trainlab():
     assert done.returncode == 0 and done.stdout.strip() == "trainlab 0.1.0"
 
 
+def test_the_console_script_leaves_its_objects_out_of_the_shutdown_collection():
+    """entry() (the console script) freezes the collector's objects as the command ends, also when it
+    exits with an error, so that Python's shutdown does not traverse Lightning's and torch's objects."""
+    code = (
+        "import gc, sys; from trainlab.cli import entry; sys.argv = ['trainlab'] + sys.argv[1:]\n"
+        "try:\n    entry()\nfinally:\n    print(gc.get_freeze_count() > 0)"
+    )
+    for args, returncode in ((["--version"], 0), (["fit"], 2)):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert done.returncode == returncode and done.stdout.strip().endswith("True")
+
+
 def test_checkpoints_are_written_by_trainlab_unless_the_config_brings_its_own_writer():
     from lightning.pytorch.plugins.io import AsyncCheckpointIO
 

@@ -1,4 +1,4 @@
-from trainlab.cli import main
+from trainlab.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -95,6 +95,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, _de
         _default(message, category, filename, lineno, file, line)
 
 
+def entry() -> None:
+    """The `trainlab` console script (and `python -m trainlab`): main(), then a quick end of the process.
+
+    Lightning and torch leave millions of objects behind; Python's shutdown runs the cycle collector over
+    all of them, which cost 0.7 s per command here. gc.freeze() moves them out of its reach first: the
+    process still ends normally (atexit handlers, flushed files, joined threads), only sooner."""
+    import gc
+
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> None:
     import functools
     import warnings

@@ -14,6 +14,24 @@ import yaml
 from trainlab.errors import as_user_error
 from trainlab.io import read_json_if_exists
 
+# The fits that drivers run many of (folds, trials) are quiet: no progress bar, summary lines, tables or
+# report of their own (the driver writes one for them all).
+QUIET = {
+    "trainer.enable_progress_bar": False,
+    "trainer.enable_model_summary": False,
+    "run.summary_every": 0,
+    "run.report": False,
+    "run.verbose": False,
+}
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's per-Trainer notices (devices, seed) out of the way of a driver's own lines."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
 
 @dataclass
 class RunResult:

@@ -18,7 +18,7 @@ PACK_MEMORY_BYTES = 2 * 1024**3
 
 def pack_overrides(plan, jobs: list[tuple[int, int]]) -> dict:
     """The pack run's config overrides: the plan's folds as slots, each fold's seed, quiet outputs."""
-    from trainlab.cv.run import QUIET
+    from trainlab.run import QUIET
 
     folds = [
         {"k": plan.folds, "index": index, "seed": plan.seed + repeat, "stratify": plan.stratify}

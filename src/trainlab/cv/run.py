@@ -20,14 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from trainlab import tasks
 from trainlab.errors import UserError
 from trainlab.io import remove_if_only_setup, write_json_atomic, write_text_atomic
-
-QUIET = {
-    "trainer.enable_progress_bar": False,
-    "trainer.enable_model_summary": False,
-    "run.summary_every": 0,
-    "run.report": False,
-    "run.verbose": False,
-}
+from trainlab.run import QUIET
 
 
 @dataclass
@@ -351,7 +344,7 @@ def cross_validate(
         from trainlab.tuning.config import load_tune_config
 
         load_tune_config(tune)  # its mistakes are named before anything runs
-    from trainlab.tuning.search import quiet_lightning
+    from trainlab.run import quiet_lightning
 
     quiet_lightning()
     packs = workers if pack and tune is None else None

@@ -1,7 +1,6 @@
 """Run a study: check its config, create or resume it, run its trials (in this process or in worker
 processes), write its results. The CLI (tuning/command.py) and trainlab.tune() share it."""
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     from trainlab.tuning.storage import open_storage
     from trainlab.tuning.study import open_study, prepare_study
 
-    quiet_lightning()
+    quiet_trials()
     search = check_search(config)
     study = prepare_study(search, open_storage(config))
     if on_start is not None:
@@ -58,13 +57,14 @@ def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     )
 
 
-def quiet_lightning() -> None:
-    """Trials are many: keep Lightning's per-Trainer notices (devices, seed) and Optuna's per-trial log out
-    of the way; the command prints one line per trial."""
+def quiet_trials() -> None:
+    """Trials are many: keep Lightning's per-Trainer notices and Optuna's per-trial log out of the way; the
+    command prints one line per trial."""
     import optuna
 
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    from trainlab.run import quiet_lightning
+
+    quiet_lightning()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

@@ -16,19 +16,13 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from trainlab.errors import TrainingFailed, UserError
+from trainlab.run import QUIET as RUN_QUIET
 from trainlab.tuning.config import TuneConfig
 from trainlab.tuning.storage import open_storage
 
-# Trials are quiet: no progress bar, summary lines, tables or per-trial report (the study has its own), and
-# they do not test: the choice must not see the test split (a tune config's overrides may ask for it).
-QUIET = {
-    "run.test_after_fit": False,
-    "run.verbose": False,
-    "trainer.enable_progress_bar": False,
-    "trainer.enable_model_summary": False,
-    "run.summary_every": 0,
-    "run.report": False,
-}
+# Trials are quiet (the study has its own report), and they do not test: the choice must not see the test
+# split (a tune config's overrides may ask for it).
+QUIET = {**RUN_QUIET, "run.test_after_fit": False}
 HOST = socket.gethostname()
 
 
