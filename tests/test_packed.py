@@ -100,6 +100,35 @@ def test_some_members_run_alone_as_they_run_in_the_whole_pack():
     torch.testing.assert_close(part.l1_norms(moving), l1[1:], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("batch_norm, dropout", [(False, 0.0), (True, 0.0), (False, 0.3)])
+def test_gradients_written_in_place_are_the_graphs_own(batch_norm, dropout):
+    """One-device training runs the forward through leaves over flat's storage whose gradients are views of
+    flat.grad: the same gradients, bit for bit, as the graph through flat, written into one buffer that
+    stays (zeroed in place, never replaced); a later move of flat rebuilds the leaves."""
+    x, y = torch.randn(2, 12, 4), torch.randn(2, 12, 1)
+    nets = [PackedMLP([1, 2], 4, 1, [6, 5], "gelu", dropout, batch_norm).train() for _ in range(2)]
+    nets[1].write_gradients_in_place = True
+    through_flat = [0, 0]  # flat's own gradient hook fires only where flat is in the graph
+    for index, net in enumerate(nets):
+        net.flat.register_hook(lambda grad, index=index: through_flat.__setitem__(index, through_flat[index] + 1))
+        for _ in range(2):  # the second backward accumulates onto the first, as torch does
+            ((net(x) - y) ** 2).mean().backward()
+    assert through_flat == [2, 0]
+    torch.testing.assert_close(nets[1].flat.grad, nets[0].flat.grad, rtol=0, atol=0)
+    buffer = nets[1].flat.grad
+    buffer.zero_()
+    masks = nets[1].generator_states()  # the next two forwards draw the same dropout masks
+    ((nets[1](x) - y) ** 2).mean().backward()
+    assert nets[1].flat.grad is buffer and buffer.abs().sum() > 0
+    nets[1].flat.grad = None  # a new buffer (Lightning's set_to_none, a move to another device): new leaves
+    nets[1].set_generator_states(masks)
+    ((nets[1](x) - y) ** 2).mean().backward()
+    torch.testing.assert_close(nets[1].flat.grad, buffer, rtol=0, atol=0)
+    assert nets[1].flat.grad is not buffer
+    with torch.no_grad():  # evaluation builds no graph and touches no gradient
+        nets[1].eval()(x)
+
+
 def fold_curves(cv_dir: Path, folds: int) -> list[dict]:
     return [read_curves(cv_dir / "folds" / f"fold_{k}") for k in range(folds)]
 

@@ -36,9 +36,10 @@ class StepPath:
         self.trained = [p for p in module.parameters() if p.requires_grad]
 
     def zero_grad(self, optimizer) -> None:
-        if self.lean:  # what optimizer.zero_grad(set_to_none=True) does, without its profiling wrapper
-            for parameter in self.trained:
-                parameter.grad = None
+        if self.lean:  # optimizer.zero_grad(set_to_none=False) without its profiling wrapper: in place,
+            for parameter in self.trained:  # as the pack's backward writes into this buffer (gradient_leaves)
+                if parameter.grad is not None:
+                    parameter.grad.zero_()
         else:
             optimizer.zero_grad(set_to_none=True)
 

@@ -373,6 +373,7 @@ class MLPModule(pl.LightningModule):
             "null under 16-bit mixed precision; clip with bf16-mixed or 32-true",
         )
         self._steps = StepPath(self, lean=can_be_lean(self, trainer))  # see trainlab.models.lean_step
+        self.net.write_gradients_in_place = self._steps.lean  # one device, nothing hooked on the parameters
         l1, clip = self.member_settings("l1_penalty"), self.member_settings("gradient_clip_val")
         self._l1 = torch.tensor(l1, device=self.device) if any(v > 0 for v in l1) else None
         # a member without clipping among clipped ones is clipped to inf: its gradient is left exactly as it is

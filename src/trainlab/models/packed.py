@@ -8,6 +8,8 @@ own generator, and normalises batches with its own statistics: its arithmetic is
 trains alone (K = 1, the ordinary fit) or beside others.
 """
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,11 @@ ACTIVATION_FUNCTIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
 }
+
+
+# gradient_leaves' gradients are views of flat.grad, as strided as their parameters: torch notes once that
+# this layout is not the one it would choose (it matters to DDP's buckets, and those never see these).
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 class PackedMLP(nn.Module):
@@ -79,6 +86,11 @@ class PackedMLP(nn.Module):
         self.resting = [False] * self.members  # members that no longer train (stopped): no dropout masks drawn
         self.momentum = 0.1  # batch norm's running statistics, as nn.BatchNorm1d
         self.eps = 1e-5
+        # Set by the module when one device trains without step hooks (models/lean_step.py): the training
+        # forward then runs through gradient_leaves(), and gradients are zeroed in place, never set to None.
+        self.write_gradients_in_place = False
+        self._leaves: list | None = None
+        self._leaf_key: tuple | None = None
 
     def weight(self, index: int, source: torch.Tensor | None = None) -> torch.Tensor:
         """Layer `index`'s weights [K, out, in], a view of `flat` (or of `source`, its gradient say)."""
@@ -86,32 +98,70 @@ class PackedMLP(nn.Module):
         # narrow: a tensor's [:, a:b] indexing costs several microseconds, and forward takes these every step
         return source.narrow(1, layer["weight"], layer["out"] * layer["in"]).view(-1, layer["out"], layer["in"])
 
+    def parts(self, source: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Per layer, the tensors forward uses, as views of `source` ([K, P]: flat, some of its rows, or a
+        gradient): "weight" transposed [K, in, out], "bias" [K, 1, out], with batch norm "gamma", "beta"."""
+        parts = []
+        for index, layer in enumerate(self.layers):
+            out = layer["out"]
+            part = {
+                "weight": self.weight(index, source).transpose(1, 2),
+                "bias": source.narrow(1, layer["bias"], out).unsqueeze(1),
+            }
+            if "norm" in layer:
+                gamma_at, beta_at, _ = layer["norm"]
+                part["gamma"] = source.narrow(1, gamma_at, out).unsqueeze(1)
+                part["beta"] = source.narrow(1, beta_at, out).unsqueeze(1)
+            parts.append(part)
+        return parts
+
+    def gradient_leaves(self) -> list[dict[str, torch.Tensor]]:
+        """parts(flat) as leaf tensors over flat's storage whose gradients are views of flat.grad: a
+        backward through them writes flat.grad in place, without the slicing nodes that views of flat
+        cost in the graph (a third of the chapter model's step). For one-device training only (see
+        `write_gradients_in_place`): flat itself is not in the graph, so hooks on it would not fire."""
+        flat = self.flat
+        if flat.grad is None:
+            flat.grad = torch.zeros_like(flat)
+        key = (flat.data_ptr(), flat.grad.data_ptr())  # rebuilt when either is replaced (moved to a device, say)
+        if key != self._leaf_key:
+            leaves = self.parts(flat.detach())
+            for part, grads in zip(leaves, self.parts(flat.grad), strict=True):
+                for name, leaf in part.items():
+                    leaf.requires_grad_()
+                    leaf.grad = grads[name]
+            self._leaves, self._leaf_key = leaves, key
+        return self._leaves
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return {**state, "_leaves": None, "_leaf_key": None}  # views of this process's tensors: rebuilt
+
     def forward(
         self, x: torch.Tensor, counts: torch.Tensor | None = None, members: torch.Tensor | None = None
     ) -> torch.Tensor:
-        flat = self.flat if members is None else self.flat.index_select(0, members)
+        if members is None and self.write_gradients_in_place and self.training and torch.is_grad_enabled():
+            parts = self.gradient_leaves()
+        else:  # some members: their rows of flat, laid out as the whole pack's (the same arithmetic)
+            parts = self.parts(self.flat if members is None else self.flat.index_select(0, members))
         if x.dim() == 2:
-            x = x.expand(flat.shape[0], -1, -1)
+            x = x.expand(parts[0]["weight"].shape[0], -1, -1)
         h, mask = x, None
         if counts is not None:
             mask = (torch.arange(x.shape[1], device=x.device) < counts[:, None]).unsqueeze(-1).to(x.dtype)
-        for index, layer in enumerate(self.layers):
-            bias = flat.narrow(1, layer["bias"], layer["out"]).unsqueeze(1)
-            h = torch.baddbmm(bias, h, self.weight(index, flat).transpose(1, 2))
+        for index, (layer, part) in enumerate(zip(self.layers, parts, strict=True)):
+            h = torch.baddbmm(part["bias"], h, part["weight"])
             if not layer["hidden"]:
                 return h
             if "norm" in layer:
-                h = self._normalise(h, flat, index, layer, mask, counts, members)
+                h = self._normalise(h, part, index, mask, counts, members)
             h = self.activation(h)
             if self.training and self.drops:
                 h = self._dropout(h, counts, members)
         raise AssertionError("unreachable")
 
-    def _normalise(self, h, flat, index, layer, mask, counts, members):
-        gamma_at, beta_at, _ = layer["norm"]
-        out = layer["out"]
-        gamma = flat[:, None, gamma_at : gamma_at + out]
-        beta = flat[:, None, beta_at : beta_at + out]
+    def _normalise(self, h, part, index, mask, counts, members):
+        gamma, beta = part["gamma"], part["beta"]
         running_mean, running_var = getattr(self, f"running_mean{index}"), getattr(self, f"running_var{index}")
         if members is not None:  # the running members' statistics (copies; written back below)
             running_mean, running_var = running_mean.index_select(0, members), running_var.index_select(0, members)
