@@ -246,7 +246,7 @@ def test_the_console_script_leaves_its_objects_out_of_the_shutdown_collection():
         "import gc, sys; from trainlab.cli import entry; sys.argv = ['trainlab'] + sys.argv[1:]\n"
         "try:\n    entry()\nfinally:\n    print(gc.get_freeze_count() > 0)"
     )
-    for args, returncode in ((["--version"], 0), (["fit"], 2)):
+    for args, returncode in ((["--version"], 0), (["fitt"], 2)):
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
         assert done.returncode == returncode and done.stdout.strip().endswith("True")
 
@@ -374,26 +374,47 @@ def test_the_early_check_reads_each_classs_keys_as_its_signature_gives_them():
         assert {"val_fraction", "test_fraction"} <= set(defaults) or cls.__name__ == "MLPModule"
 
 
-@pytest.mark.slow
+# Runs each argument list through the console's main() in one process; prints each exit code and last stderr
+# line, and whether Lightning was imported by then.
+MAIN_EACH = """
+import contextlib, io, json, sys
+from trainlab.cli import main
+answers = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+    answers.append([code, err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""])
+print(json.dumps({"answers": answers, "lightning": any(m.startswith("lightning") for m in sys.modules)}))
+"""
+
+
+def main_in_one_process(cases: list[list[str]]) -> dict:
+    done = subprocess.run([sys.executable, "-c", MAIN_EACH, json.dumps(cases)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parsers_words():
     """The early check (trainlab.early_checks) and the classes share trainlab.rules: the same message,
     without the seconds Lightning's import costs; a class of the user's own is left to the full parser."""
+    from trainlab.early_checks import check_early
     from trainlab.errors import as_user_error
     from trainlab.lightning_cli import run_lightning_cli
 
     Path("dropout.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"dropout": 1.5}}}))
-    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
-    for extra, expected in EARLY:
-        args = ["fit", "-c", config("seed"), *extra]
-        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True)
-        error = done.stderr.strip().splitlines()[-1]
-        assert done.returncode == 2 and error == f"trainlab: error: {error.split(': ', 2)[2]}", done.stderr[-500:]
-        assert expected in error and "lightning" not in done.stderr  # answered before importing Lightning
+    cases = [["fit", "-c", config("seed"), *extra] for extra, _ in EARLY]
+    early = main_in_one_process(cases)
+    assert not early["lightning"]  # every one answered before importing Lightning
+    for args, (_, expected), (code, error) in zip(cases, EARLY, early["answers"], strict=True):
+        assert code == 2 and error == f"trainlab: error: {error.split(': ', 2)[2]}" and expected in error, error
         with pytest.raises(Exception) as full:  # the full path, which checks every value with the classes
             run_lightning_cli(args)
         assert str(as_user_error(full.value)) == error.removeprefix("trainlab: error: ")
-    from trainlab.early_checks import check_early
-
     for fine in (
         ["--model.init_args.lr", "1e-3"],
         ["--model.init_args.gradient_clip_val", "null"],
@@ -401,8 +422,9 @@ def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parser
     ):
         assert check_early(["fit", "-c", config("seed"), *fine]) is None  # what the parser takes passes
     own = ["fit", "-c", config("seed"), "--model", "mypackage.MyModel", "--model.init_args.lr", "-1"]
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *own], capture_output=True, text=True)
-    assert done.returncode == 2 and "lightning" in done.stderr  # not trainlab's class: the full parser answers
+    assert check_early(own) is None  # not trainlab's class: left to the full parser, which refuses it
+    with pytest.raises(Exception, match="mypackage"):
+        run_lightning_cli(own)
 
 
 TRAINER_EARLY = [  # (arguments, the early answer)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import config, read_json, run_dirs
+from conftest import config, read_json, run_cli, run_dirs
 from trainlab.data import SyntheticDataModule
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,13 @@ def read_config_data() -> dict:
     return yaml.safe_load(Path(config("default")).read_text())["data"]["init_args"]
 
 
+def run_here(*args: str) -> None:
+    """One process: in this one (no DDP launch needs a fresh Python)."""
+    assert run_cli(*args, "--trainer.enable_progress_bar", "false", "--run.report", "false") == 0
+
+
 def run_trainlab(*args: str) -> subprocess.CompletedProcess:
+    """A DDP launch: its own console script, whose ranks Lightning starts by running that command again."""
     trainlab = Path(sys.executable).with_name("trainlab")
     done = subprocess.run(
         [trainlab, *args, "--trainer.enable_progress_bar", "false", "--run.report", "false"],
@@ -82,7 +88,7 @@ def test_two_processes_at_the_same_global_batch_train_like_one():
     """Rank r takes every 2nd sample of the epoch's permutation, so 2 x 16 samples per step are exactly the
     32 that one process takes: the fits differ only by floating-point summation order."""
     common = ["fit", "-c", config("default"), "--trainer.max_epochs", "3", "--model.init_args.dropout", "0"]
-    run_trainlab(*common, "--data.init_args.batch_size", "32")
+    run_here(*common, "--data.init_args.batch_size", "32")
     run_trainlab(*common, "--data.init_args.batch_size", "16", *DDP)
     single, double = (read_json(run / "metrics.json") for run in run_dirs("default"))
     assert single.keys() == double.keys()
@@ -91,11 +97,11 @@ def test_two_processes_at_the_same_global_batch_train_like_one():
 
 
 def test_test_and_predict_under_ddp_match_one_process():
-    run_trainlab("fit", "-c", config("default"), "--trainer.max_epochs", "2", "--run.test_after_fit", "false")
+    run_here("fit", "-c", config("default"), "--trainer.max_epochs", "2", "--run.test_after_fit", "false")
     (fit_run,) = run_dirs("default")
     ckpt = str(fit_run / "checkpoints" / "last.ckpt")
     for command in ("test", "predict"):
-        run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt)
+        run_here(command, "-c", config("default"), "--ckpt_path", ckpt)
         run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt, *DDP)
     test_one, test_two = sorted((fit_run / "test").glob("version_*"))  # inside the fit, in the order they ran
     predict_one, predict_two = sorted((fit_run / "predict").glob("version_*"))
