@@ -309,6 +309,37 @@ def test_a_csv_file_tunes_and_reports():
     assert "test/auroc" in page and (result.run_dir / "plots" / "roc.png").exists()
 
 
+def test_cv_and_tune_read_a_file_once_and_again_only_when_it_changes(monkeypatch):
+    """tune and cv build the config many times (checks, plans, packs, trials): the file is read once per
+    command; a fit alone keeps nothing; within one command a changed file is read anew."""
+    from trainlab.data import table
+
+    reads = []
+    read = table._read_table
+    monkeypatch.setattr(table, "_read_table", lambda path, kind: reads.append(path) or read(path, kind))
+    write_csv("train.csv")
+    Path("csv.yaml").write_text(yaml.safe_dump(csv_config()))
+    assert run_cli("cv", "-c", "csv.yaml", "--folds", "3", "--trainer.max_epochs", "2", *QUIET) == 0
+    assert len(reads) == 1
+    tune = {"base": "csv.yaml", "sampler": "grid", "overrides": {"trainer.max_epochs": 2}}
+    tune["space"] = {"model.init_args.lr": [0.05, 0.005]}
+    for population in (1, 2):  # trials one by one, and packed
+        Path("tune.yaml").write_text(yaml.safe_dump({**tune, "name": f"p{population}", "population": population}))
+        reads.clear()
+        assert run_cli("tune", "-c", "tune.yaml") == 0
+        assert len(reads) == 1, population
+    reads.clear()
+    for _ in range(2):
+        trainlab.fit("csv.yaml", trainer__max_epochs=1, trainer__enable_progress_bar=False, run__report=False)
+    assert len(reads) == 2
+    reads.clear()
+    with table.shared_reads():
+        first = table.read_table("train.csv")
+        assert table.read_table("train.csv") is first
+        write_csv("train.csv", seed=1)  # changed (its size differs): read anew
+        assert table.read_table("train.csv") is not first and len(reads) == 2
+
+
 @pytest.mark.parametrize(
     "column, value, fmt, expected",
     [

@@ -18,6 +18,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from trainlab import tasks
+from trainlab.data.table import shared_reads
 from trainlab.errors import UserError
 from trainlab.io import remove_if_only_setup, write_json_atomic, write_text_atomic
 from trainlab.run import QUIET
@@ -319,6 +320,7 @@ class CVResult:
     predictions: dict[str, np.ndarray]
 
 
+@shared_reads()  # a file is read once, not once per fold, pack and check
 def cross_validate(
     config: str | Path,
     folds: int = 5,

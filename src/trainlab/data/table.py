@@ -6,6 +6,7 @@ categorical one) and one-hot encodes categories, with every statistic fitted on 
 (the training split) and kept as plain values, so that it travels in a checkpoint and a new file is
 transformed exactly like the training data."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +17,42 @@ from trainlab.errors import UserError
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
+# Within shared_reads(): the tables read so far, by (path, modification time, size).
+_shared: dict | None = None
+
+
+@contextmanager
+def shared_reads():
+    """Within, each file is read once (again only when it changes): tune and cv build the config, and so the
+    data, many times (checks, plans, packs, trials). Outside, nothing is kept: a fit hands its table's
+    memory back once the matrix is built. Tables are immutable, so sharing one is safe; forked workers
+    inherit what was read before them."""
+    global _shared
+    if _shared is not None:  # nested: the outer one keeps the tables
+        yield
+        return
+    _shared = {}
+    try:
+        yield
+    finally:
+        _shared = None
+
+
 def read_table(path: str | Path):
     """The file as a pyarrow Table; a missing, empty or unreadable file is a UserError naming it."""
+    path, kind = _readable(path)
+    if _shared is None:
+        return _read_table(path, kind)
+    status = path.stat()
+    key = (str(path.resolve()), status.st_mtime_ns, status.st_size)
+    if key not in _shared:
+        _shared[key] = _read_table(path, kind)
+    return _shared[key]
+
+
+def _read_table(path: Path, kind: str):
     import pyarrow as pa
 
-    path, kind = _readable(path)
     try:
         if kind == "csv":
             table = _read_csv(path)

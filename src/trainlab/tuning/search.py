@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainlab.data.table import shared_reads
 from trainlab.tuning.config import TuneConfig
 
 
@@ -22,6 +23,7 @@ class TuneResult:
     search: object = field(repr=False)
 
 
+@shared_reads()  # a file is read once, not once per check, trial and pack
 def run_search(config: TuneConfig, on_start=None, on_trial=None) -> TuneResult:
     """Check the config, create or resume the study, run its trials, write its results."""
     from trainlab.errors import Stopped, WorkersLost
