@@ -399,6 +399,7 @@ def main_in_one_process(cases: list[list[str]]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_bad_values_are_answered_before_lightning_is_imported_in_the_full_parsers_words():
     """The early check (trainlab.early_checks) and the classes share trainlab.rules: the same message,
     without the seconds Lightning's import costs; a class of the user's own is left to the full parser."""
