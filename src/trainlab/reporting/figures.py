@@ -20,7 +20,7 @@ def _figure(width: float = 5.0, height: float = 4.0, fitted: bool = False):
 def _pair(width: float, height: float):
     """A figure with two axes side by side, fixed margins (numbers on their ticks, epochs below)."""
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.2)
+    fig.subplots_adjust(left=0.085, right=0.98, bottom=0.13, top=0.91, wspace=0.22)  # room for 6-digit losses
     return fig, fig.subplots(1, 2)
 
 
