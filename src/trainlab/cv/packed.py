@@ -11,6 +11,7 @@ import torch
 
 from trainlab import tasks
 from trainlab.errors import UserError
+from trainlab.run import QUIET
 
 # A pack whose estimated training memory exceeds this is split into several packs.
 PACK_MEMORY_BYTES = 2 * 1024**3
@@ -18,8 +19,6 @@ PACK_MEMORY_BYTES = 2 * 1024**3
 
 def pack_overrides(plan, jobs: list[tuple[int, int]]) -> dict:
     """The pack run's config overrides: the plan's folds as slots, each fold's seed, quiet outputs."""
-    from trainlab.run import QUIET
-
     folds = [
         {"k": plan.folds, "index": index, "seed": plan.seed + repeat, "stratify": plan.stratify}
         for repeat, index in jobs

@@ -21,7 +21,7 @@ from trainlab import tasks
 from trainlab.data.table import shared_reads
 from trainlab.errors import UserError
 from trainlab.io import remove_if_only_setup, write_json_atomic, write_text_atomic
-from trainlab.run import QUIET
+from trainlab.run import QUIET, quiet_lightning
 
 
 @dataclass
@@ -346,8 +346,6 @@ def cross_validate(
         from trainlab.tuning.config import load_tune_config
 
         load_tune_config(tune)  # its mistakes are named before anything runs
-    from trainlab.run import quiet_lightning
-
     quiet_lightning()
     packs = workers if pack and tune is None else None
     plan = plan_cv(config, dict(overrides or {}), folds, repeats, seed, stratify, name=name, packs=packs)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainlab.data.table import shared_reads
+from trainlab.run import quiet_lightning
 from trainlab.tuning.config import TuneConfig
 
 
@@ -63,8 +64,6 @@ def quiet_trials() -> None:
     """Trials are many: keep Lightning's per-Trainer notices and Optuna's per-trial log out of the way; the
     command prints one line per trial."""
     import optuna
-
-    from trainlab.run import quiet_lightning
 
     quiet_lightning()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
