@@ -108,6 +108,19 @@ def test_saved_config_reruns_the_same_run():
     assert read_json(second / "metrics.json") == read_json(first / "metrics.json")
 
 
+def test_a_dump_without_its_second_validation_writes_what_a_validated_dump_writes():
+    """TrainlabParser skips jsonargparse's check on dump (parse_args made it): the text must not change."""
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from trainlab.lightning_cli import build_config
+
+    cli = build_config(Path(config("regression")), {"model.init_args.lr": 0.05, "trainer.max_epochs": 2}, "test")
+    for options in ({}, {"skip_link_targets": False, "skip_none": False}):
+        validated = LightningArgumentParser.dump(cli.parser, cli.config, **options)
+        assert cli.parser.dump(cli.config, **options) == validated
+        assert "lr: 0.05" in validated
+
+
 def test_print_config_shows_defaults_and_overrides(capsys):
     assert run_cli("fit", "-c", config("seed"), "--model.init_args.lr", "0.1", "--print_config") == 0
     printed = yaml.safe_load(capsys.readouterr().out)

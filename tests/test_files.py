@@ -67,6 +67,23 @@ def test_preprocessing_is_fitted_on_the_training_split_only():
     assert data.task == "binary" and data.class_labels == ["no", "yes"]
 
 
+def test_properties_never_read_the_file_shape_reads_it_once(monkeypatch):
+    from trainlab.data import table
+
+    reads = []
+    read = table._read_table
+    monkeypatch.setattr(table, "_read_table", lambda path, kind: reads.append(path) or read(path, kind))
+    write_csv("train.csv")
+    data = FileDataModule("train.csv", "label")
+    for name in ("task", "num_features", "num_classes"):
+        with pytest.raises(RuntimeError, match="train.csv: not read yet"):
+            getattr(data, name)
+    assert reads == []
+    assert data.shape() == {"input_dim": 5, "task": "binary", "num_classes": 2, "slots": 1}  # x1, x2, 3 colours
+    assert data.shape() == data.shape() and len(reads) == 1
+    assert (data.num_features, data.task, data.num_classes) == (5, "binary", 2) and len(reads) == 1
+
+
 def test_a_category_seen_only_outside_training_is_no_level():
     write_csv("train.csv", n=200)
     rows = list(csv.reader(open("train.csv")))

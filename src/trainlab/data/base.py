@@ -155,6 +155,16 @@ class TabularDataModule(pl.LightningDataModule):
         self.setup()
         return [slot.num_features for slot in self.slot_data]
 
+    def shape(self) -> dict:
+        """What the model is built from: input_dim, task, num_classes, slots. Generated data knows them from its
+        arguments; a file knows them once it is read (FileDataModule reads it here: properties never read)."""
+        return {
+            "input_dim": self.num_features,
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "slots": self.num_slots,
+        }
+
     # --- what a subclass provides -------------------------------------------------------------
     @property
     @abstractmethod
@@ -183,8 +193,8 @@ class TabularDataModule(pl.LightningDataModule):
             return
         if self.splits:  # idempotent: the data is made once per module
             return
-        assert self.task in TASKS
         raw, y = self.load_arrays()
+        assert self.task in TASKS
         indices = np.arange(len(y))
         train_idx, val_idx, test_idx = self._split(indices, y)
         self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}

@@ -137,33 +137,39 @@ class FileDataModule(TabularDataModule):
         self._table, self._targets = parent.table(), parent.load_arrays()[1]
         self._task, self.class_labels = parent._task, parent.class_labels
 
+    def shape(self) -> dict:
+        self.setup()  # the target gives the task and classes; the training split's categories give the width
+        return super().shape()
+
+    # --- the TabularDataModule interface: known once the file is read (setup or shape) ---------
     @property
     def num_features(self) -> int:
         if self.member_folds:
-            counts = set(self.slot_feature_counts())
+            counts = {self._read(slot.num_features) for slot in self.slot_data if slot is not self}
             if len(counts) > 1:
                 raise UserError(
                     f"{self.path}: the folds' one-hot encodings differ in width ({sorted(counts)}): a category "
                     "is missing from some folds' training rows; these folds cannot train as one pack (--no-pack)"
                 )
-            return counts.pop()
-        self.setup()  # the width follows from the categories of the training split
-        return self.encoder.width
+            return self._read(counts.pop() if counts else None)
+        return self._read(self.encoder and self.encoder.width)
 
-    # --- the TabularDataModule interface -------------------------------------------------------
     @property
     def task(self) -> str:
-        if self._task is None:
-            self._targets = self._fit_targets()
-        return self._task
+        return self._read(self._task)
 
     @property
     def num_classes(self) -> int | None:
         return len(self.class_labels) if self.task != "regression" else None
 
+    def _read(self, value):
+        if value is None:
+            raise RuntimeError(f"{self.path}: not read yet; call setup() or shape() first")
+        return value
+
     def load_arrays(self):
         if self._targets is None:
-            self.task  # noqa: B018 (reads the targets)
+            self._targets = self._fit_targets()
         return self.table(), self._targets
 
     def encode_features(self, raw, train_idx: np.ndarray) -> np.ndarray:
