@@ -14,28 +14,20 @@ from trainlab.data import SyntheticDataModule
 pytestmark = pytest.mark.slow
 
 
-def test_ddp_fit_shards_the_training_split_and_rank_zero_writes(tmp_path):
-    trainlab = Path(sys.executable).with_name("trainlab")
+def test_ddp_fit_shards_the_training_split_trains_like_one_process_and_tests_like_it(tmp_path):
+    """One DDP fit (two ranks, each 16 samples per step) and one single-process fit (32 per step):
+    - each epoch the ranks take disjoint halves of the training split and together all of it;
+    - rank r takes every 2nd sample of the epoch's permutation, so the fits differ only by floating-point
+      summation order;
+    - the test after the DDP fit gives the metrics a single process gets from the same checkpoint;
+    - rank zero alone writes: atomic files, a checkpoint that loads."""
+    common = ["fit", "-c", config("default"), "--trainer.max_epochs", "2", "--model.init_args.dropout", "0"]
+    common += ["--run.test_ckpt", "last"]
+    run_here(*common, "--data.init_args.batch_size", "32")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    args = [
-        trainlab,
-        "fit",
-        "-c",
-        config("default"),
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "2",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.callbacks+=ddp_probe.ShardRecorder",
-    ]
-    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_trainlab(
+        *common, "--data.init_args.batch_size", "16", *DDP, "--trainer.callbacks+=ddp_probe.ShardRecorder", env=env
+    )
 
     data = SyntheticDataModule(**read_config_data())
     data.setup()
@@ -47,14 +39,19 @@ def test_ddp_fit_shards_the_training_split_and_rank_zero_writes(tmp_path):
         assert len(torch.unique(both, dim=0)) == len(X_train)  # disjoint, and no sample lost
         assert torch.equal(torch.unique(both, dim=0), torch.unique(X_train, dim=0))
 
-    (run,) = run_dirs("default")  # the test runs in tmp_path (conftest), where the subprocess ran
-    metrics = read_json(run / "metrics.json")
-    assert set(metrics) >= {"test/accuracy", "test/auroc", "test/loss"}
-    assert not list(run.glob(".*.tmp"))  # atomic writes left nothing behind
+    single_run, ddp_run = run_dirs("default")  # the test runs in tmp_path (conftest), where the subprocess ran
+    single, double = read_json(single_run / "metrics.json"), read_json(ddp_run / "metrics.json")
+    assert single.keys() == double.keys() and set(single) >= {"test/accuracy", "test/auroc", "test/loss"}
+    for key in single:
+        assert double[key] == pytest.approx(single[key], abs=2e-3), key
+    assert not list(ddp_run.glob(".*.tmp"))  # atomic writes left nothing behind
     from trainlab.models import MLPModule
 
-    module = MLPModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    module = MLPModule.load_from_checkpoint(ddp_run / "checkpoints" / "last.ckpt", map_location="cpu")
     assert module.hparams.input_dim == 10
+    run_here("test", "-c", config("default"), "--ckpt_path", str(ddp_run / "checkpoints" / "last.ckpt"))
+    (one_process,) = (ddp_run / "test").glob("version_*")  # inside the fit
+    assert read_json(one_process / "metrics.json") == pytest.approx(double, abs=1e-6)
 
 
 def read_config_data() -> dict:
@@ -68,7 +65,7 @@ def run_here(*args: str) -> None:
     assert run_cli(*args, "--trainer.enable_progress_bar", "false", "--run.report", "false") == 0
 
 
-def run_trainlab(*args: str) -> subprocess.CompletedProcess:
+def run_trainlab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """A DDP launch: its own console script, whose ranks Lightning starts by running that command again."""
     trainlab = Path(sys.executable).with_name("trainlab")
     done = subprocess.run(
@@ -76,6 +73,7 @@ def run_trainlab(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -84,26 +82,12 @@ def run_trainlab(*args: str) -> subprocess.CompletedProcess:
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
 
-def test_two_processes_at_the_same_global_batch_train_like_one():
-    """Rank r takes every 2nd sample of the epoch's permutation, so 2 x 16 samples per step are exactly the
-    32 that one process takes: the fits differ only by floating-point summation order."""
-    common = ["fit", "-c", config("default"), "--trainer.max_epochs", "3", "--model.init_args.dropout", "0"]
-    run_here(*common, "--data.init_args.batch_size", "32")
-    run_trainlab(*common, "--data.init_args.batch_size", "16", *DDP)
-    single, double = (read_json(run / "metrics.json") for run in run_dirs("default"))
-    assert single.keys() == double.keys()
-    for key in single:
-        assert double[key] == pytest.approx(single[key], abs=2e-3), key
-
-
-def test_test_and_predict_under_ddp_match_one_process():
+def test_predict_under_ddp_matches_one_process():
+    """(A test under DDP is checked against one process in the DDP fit's test above.)"""
     run_here("fit", "-c", config("default"), "--trainer.max_epochs", "2", "--run.test_after_fit", "false")
     (fit_run,) = run_dirs("default")
     ckpt = str(fit_run / "checkpoints" / "last.ckpt")
-    for command in ("test", "predict"):
-        run_here(command, "-c", config("default"), "--ckpt_path", ckpt)
-        run_trainlab(command, "-c", config("default"), "--ckpt_path", ckpt, *DDP)
-    test_one, test_two = sorted((fit_run / "test").glob("version_*"))  # inside the fit, in the order they ran
-    predict_one, predict_two = sorted((fit_run / "predict").glob("version_*"))
-    assert read_json(test_two / "metrics.json") == pytest.approx(read_json(test_one / "metrics.json"), abs=1e-6)
+    run_here("predict", "-c", config("default"), "--ckpt_path", ckpt)
+    run_trainlab("predict", "-c", config("default"), "--ckpt_path", ckpt, *DDP)
+    predict_one, predict_two = sorted((fit_run / "predict").glob("version_*"))  # inside the fit, in running order
     assert (predict_two / "predictions.csv").read_text() == (predict_one / "predictions.csv").read_text()
