@@ -121,6 +121,21 @@ def test_a_dump_without_its_second_validation_writes_what_a_validated_dump_write
         assert "lr: 0.05" in validated
 
 
+def test_a_commands_parser_is_built_once_per_process_and_a_reused_one_runs_like_a_new_one():
+    from trainlab.lightning_cli import TrainlabCLI
+
+    TrainlabCLI._parsers.clear()
+    assert run_cli("fit", "-c", config("seed"), *SHORT) == 0
+    assert run_cli("fit", "-c", config("regression"), "--model.init_args.lr", "0.02", *SHORT) == 0  # reused
+    assert [key[1] for key in TrainlabCLI._parsers] == ["fit"]
+    TrainlabCLI._parsers.clear()
+    assert run_cli("fit", "-c", config("regression"), "--model.init_args.lr", "0.02", *SHORT) == 0  # new
+    reused, new = run_dirs("regression")
+    assert (reused / "config.yaml").read_text() == (new / "config.yaml").read_text()
+    assert read_json(reused / "metrics.json") == read_json(new / "metrics.json")
+    assert yaml.safe_load((reused / "config.yaml").read_text())["model"]["init_args"]["lr"] == 0.02
+
+
 def test_print_config_shows_defaults_and_overrides(capsys):
     assert run_cli("fit", "-c", config("seed"), "--model.init_args.lr", "0.1", "--print_config") == 0
     printed = yaml.safe_load(capsys.readouterr().out)

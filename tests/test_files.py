@@ -336,9 +336,9 @@ def test_cv_and_tune_read_a_file_once_and_again_only_when_it_changes(monkeypatch
     monkeypatch.setattr(table, "_read_table", lambda path, kind: reads.append(path) or read(path, kind))
     write_csv("train.csv")
     Path("csv.yaml").write_text(yaml.safe_dump(csv_config()))
-    assert run_cli("cv", "-c", "csv.yaml", "--folds", "3", "--trainer.max_epochs", "2", *QUIET) == 0
+    assert run_cli("cv", "-c", "csv.yaml", "--folds", "2", "--trainer.max_epochs", "1", *QUIET) == 0
     assert len(reads) == 1
-    tune = {"base": "csv.yaml", "sampler": "grid", "overrides": {"trainer.max_epochs": 2}}
+    tune = {"base": "csv.yaml", "sampler": "grid", "overrides": {"trainer.max_epochs": 1}}
     tune["space"] = {"model.init_args.lr": [0.05, 0.005]}
     for population in (1, 2):  # trials one by one, and packed
         Path("tune.yaml").write_text(yaml.safe_dump({**tune, "name": f"p{population}", "population": population}))
