@@ -3,6 +3,7 @@ and not one byte of what earlier runs wrote is changed. Plus random config value
 config layer either builds them or refuses them with a UserError, never anything else."""
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,6 @@ def test_an_unwritable_log_folder_is_one_line(capsys):
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_earlier_files_whole():
     import os
-    import resource
-    import signal
     import subprocess
     import sys
 
@@ -122,19 +121,33 @@ def test_a_full_disk_is_one_line_and_leaves_earlier_files_whole():
     before = snapshot(run_dir)
     assert (run_dir / "report.html").exists() and any((run_dir / "plots").iterdir())
 
-    def small_disk():  # files may not grow past 4 KB: writes fail as on a full disk
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-
+    # One process runs both commands (one Python start instead of two); files may not grow past 4 KB, so
+    # writes fail as on a full disk. Each command's exit code and last line of stderr follow a marker.
+    script = (
+        "import resource, signal, sys\n"
+        "from trainlab.cli import main\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "for args in (['report', sys.argv[1]], ['fit', '-c', sys.argv[2], '--trainer.max_epochs', '2']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "        code = 0\n"
+        "    except SystemExit as stop:\n"
+        "        code = stop.code\n"
+        "    print(f'\\n@@ {args[0]} exit {code}', file=sys.stderr, flush=True)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    for args in (["report", str(run_dir)], ["fit", "-c", config("seed"), "--trainer.max_epochs", "2"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "trainlab", *args], preexec_fn=small_disk, env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 4, done.stderr[-2000:]
-        last = done.stderr.strip().splitlines()[-1]
-        assert last.startswith("trainlab: error: cannot write") and "Traceback" not in done.stderr
-        assert snapshot(run_dir) == before  # the report rebuilt in place failed: the old files are whole
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(run_dir), config("seed")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pieces = re.split(r"\n@@ (\w+) exit (\S+)\n", done.stderr)  # [report's stderr, "report", code, fit's ...]
+    texts, commands, codes = pieces[0:-1:3], pieces[1::3], pieces[2::3]
+    assert commands == ["report", "fit"] and codes == ["4", "4"], done.stderr[-3000:]
+    for text in texts:
+        assert text.strip().splitlines()[-1].startswith("trainlab: error: cannot write"), done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert snapshot(run_dir) == before  # the report rebuilt in place failed: the old files are whole
     assert not list(run_dir.rglob("*.tmp"))
 
 
