@@ -219,31 +219,24 @@ def test_fit_without_checkpointing_tests_the_last_weights():
     assert read_json(without / "metrics.json") == read_json(with_last / "metrics.json")  # same seed, last weights
 
 
-FRESH_PROCESS = """
-import sys, torch
-from trainlab.models import MLPModule
-module = MLPModule.load_from_checkpoint(sys.argv[1], map_location="cpu")
-module.eval()
-x = torch.load(sys.argv[2])
-with torch.no_grad():
-    torch.save(module(x), sys.argv[3])
-"""
-
-
 @pytest.mark.slow
-def test_checkpoint_reloads_in_a_fresh_process_with_identical_predictions(tmp_path):
-    assert run_cli("fit", "-c", config("multiclass"), *SHORT) == 0
+def test_the_console_script_fits_and_diagnoses_and_its_checkpoint_reloads_here_alike():
+    """`trainlab fit` from the console script prints the doctor's verdict; the checkpoint it wrote loads in
+    another process (this one) as the same model, testing to the metrics the fit recorded."""
+    trainlab = Path(sys.executable).with_name("trainlab")
+    args = ["fit", "-c", config("multiclass"), "--run.test_ckpt", "last", *SHORT]
+    done = subprocess.run([trainlab, *args], capture_output=True, text=True)
+    assert done.returncode == 0 and "Diagnosis: " in done.stdout, done.stderr[-2000:]
     (run,) = run_dirs("multiclass")
+    assert read_json(run / "diagnosis.json")["verdict"] in done.stdout
     ckpt = run / "checkpoints" / "last.ckpt"
     from trainlab.models import MLPModule
 
-    module = MLPModule.load_from_checkpoint(ckpt).eval()
-    x = torch.randn(50, module.hparams.input_dim)
-    torch.save(x, tmp_path / "x.pt")
-    subprocess.run([sys.executable, "-c", FRESH_PROCESS, ckpt, tmp_path / "x.pt", tmp_path / "y.pt"], check=True)
-    with torch.no_grad():
-        assert torch.equal(torch.load(tmp_path / "y.pt"), module(x))
+    module = MLPModule.load_from_checkpoint(ckpt, map_location="cpu")
     assert module.hparams.task == "multiclass" and module.hparams.num_classes == 4
+    assert run_cli("test", "-c", config("multiclass"), "--ckpt_path", ckpt, *QUIET) == 0
+    (tested,) = (run / "test").glob("version_*")
+    assert read_json(tested / "metrics.json") == pytest.approx(read_json(run / "metrics.json"), abs=1e-6)
 
 
 @pytest.mark.slow

@@ -1,8 +1,6 @@
 """The training doctor: each verdict from its rule, and engineered real runs that must earn theirs."""
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -298,17 +296,6 @@ def test_a_mode_against_the_metric_is_refused(capsys):
 def test_the_doctor_can_be_turned_off():
     assert run_cli("fit", "-c", config("seed"), "--run.doctor", "null", "--trainer.max_epochs", "2", *QUIET) == 0
     assert not (run_dirs("seed")[-1] / "diagnosis.json").exists()
-
-
-@pytest.mark.slow
-def test_diagnosis_is_written_by_the_console_script_too(tmp_path):
-    trainlab = Path(sys.executable).with_name("trainlab")
-    done = subprocess.run(
-        [trainlab, "fit", "-c", config("seed"), "--trainer.max_epochs", "3", *QUIET], capture_output=True, text=True
-    )
-    assert done.returncode == 0 and "Diagnosis: " in done.stdout
-    (run,) = run_dirs("seed")
-    assert read_json(run / "diagnosis.json")["verdict"] in done.stdout
 
 
 def benchmark_scenarios():
