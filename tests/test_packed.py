@@ -144,8 +144,10 @@ def fold_curves(cv_dir: Path, folds: int) -> list[dict]:
 @pytest.mark.slow
 def test_packed_cv_equals_one_fit_per_fold(name, optimizer):
     """Every fold of the packed cv has the per-epoch curves, early stop, test metrics and out-of-fold
-    predictions of its own unpacked run."""
+    predictions of its own unpacked run (on 600 generated samples, not the config's thousands: the arithmetic
+    of a pack does not depend on them)."""
     overrides = {
+        "data.init_args.n_samples": 600,
         "trainer.max_epochs": 12,
         "model.init_args.optimizer": optimizer,
         "model.init_args.lr": 0.05 if optimizer == "sgd" else 0.01,
@@ -178,23 +180,20 @@ def test_packed_cv_equals_one_fit_per_fold(name, optimizer):
         assert len(set(lengths)) > 1 and min(lengths) < 12  # folds stopped early, at different epochs
 
 
-def test_a_packed_fold_loads_alone_and_tests_to_its_metrics():
-    overrides = {"trainer.max_epochs": 5, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
-    result = trainlab.cross_validate(config("default"), folds=2, overrides=overrides)
-    fold = result.cv_dir / "folds" / "fold_1"
-    assert run_cli("test", "-c", fold / "config.yaml", "--ckpt_path", fold / "checkpoints" / "model.ckpt") == 0
-    (tested,) = (fold / "test").glob("version_*")  # the test's outputs land inside the fold, as for any fit
-    again = read_json(tested / "metrics.json")
-    for key, value in result.per_fold[1]["metrics"].items():
-        assert again[key] == pytest.approx(value, abs=1e-5)
-
-
 @pytest.mark.slow
-def test_a_packed_fit_resumes_exactly_after_a_kill():
-    """A pack stopped after 4 epochs and resumed from last.ckpt ends where the uninterrupted one ends,
-    folds that had stopped early included."""
+def test_a_packed_fold_loads_alone_and_a_packed_fit_resumes_exactly_after_a_kill():
+    """One packed cv, two checks: a fold's config.yaml and checkpoint load alone (`trainlab test`) and test to
+    the fold's metrics; and the pack stopped after 4 epochs and resumed from last.ckpt ends where the
+    uninterrupted one ends, folds that had stopped early included."""
     settings = {"data.init_args.val_fraction": 0.2, "run.early_stopping": {"patience": 1}, "run.test_ckpt": "best"}
     whole = trainlab.cross_validate(config("default"), folds=3, overrides={"trainer.max_epochs": 10, **settings})
+    one = whole.cv_dir / "folds" / "fold_1"
+    assert run_cli("test", "-c", one / "config.yaml", "--ckpt_path", one / "checkpoints" / "model.ckpt") == 0
+    (tested,) = (one / "test").glob("version_*")  # the test's outputs land inside the fold, as for any fit
+    again = read_json(tested / "metrics.json")
+    for key, value in whole.per_fold[1]["metrics"].items():
+        assert again[key] == pytest.approx(value, abs=1e-5)
+
     pack_config = next((whole.cv_dir / "packs").glob("*/config.yaml"))
     pack_args = ["--run.last_checkpoint_every", "0", "--trainer.enable_progress_bar", "false"]
     assert (
@@ -246,14 +245,13 @@ def test_ensemble_member_k_is_the_fit_of_seed_plus_k():
     assert not torch.allclose(members[0], members[1])  # members differ: their own seeds and orders
 
 
-@pytest.mark.slow
 def test_an_ensemble_predicts_its_members_mean_probability_and_reports_their_spread():
     from sklearn.metrics import accuracy_score
 
     from trainlab.data import SyntheticDataModule
     from trainlab.models import MLPModule
 
-    settings = {**QUIET_API, "trainer.max_epochs": 3, "model.init_args.ensemble": 4}
+    settings = {**QUIET_API, "trainer.max_epochs": 3, "model.init_args.ensemble": 4, "data.init_args.n_samples": 800}
     fitted = trainlab.fit(config("multiclass"), **settings)
     predicted = trainlab.predict(config("multiclass"), fitted.last_checkpoint, **settings)
     summary = dict(read_json(fitted.run_dir / "report.json")["summary"])
@@ -290,7 +288,6 @@ def test_folds_split_into_packs_by_memory_budget_and_by_shape(monkeypatch):
     import yaml
 
     from trainlab.cv import packed
-    from trainlab.cv.run import plan_cv
 
     rows = [["x", "colour", "label"]]
     for i in range(60):
@@ -301,14 +298,14 @@ def test_folds_split_into_packs_by_memory_budget_and_by_shape(monkeypatch):
     data = {"class_path": "trainlab.data.FileDataModule", "init_args": {"path": "data.csv", "target": "label"}}
     base = {"trainer": {"max_epochs": 2}, "model": {"init_args": {"hidden_dims": [4]}}, "data": data}
     Path("c.yaml").write_text(yaml.safe_dump(base))
-    plan = plan_cv(Path("c.yaml"), {"data.init_args.val_fraction": 0.25}, folds=3)
-    packs = packed.plan_packs(plan, plan.jobs())
-    assert sorted(len(p) for p in packs) == [1, 2]  # the fold holding violet out has one column fewer
+    plans = []  # the plan each cross-validation ran, packs included
+    settings = {"folds": 3, "overrides": {"data.init_args.val_fraction": 0.25}, "on_start": plans.append}
     monkeypatch.setattr(packed, "PACK_MEMORY_BYTES", 1)
-    assert packed.plan_packs(plan, plan.jobs()) == [[(0, 0)], [(0, 1)], [(0, 2)]]
-    split = trainlab.cross_validate("c.yaml", folds=3, overrides={"data.init_args.val_fraction": 0.25})
+    split = trainlab.cross_validate("c.yaml", **settings)
     monkeypatch.setattr(packed, "PACK_MEMORY_BYTES", 2**31)
-    together = trainlab.cross_validate("c.yaml", folds=3, overrides={"data.init_args.val_fraction": 0.25})
+    together = trainlab.cross_validate("c.yaml", **settings)
+    assert plans[0].packs == [[(0, 0)], [(0, 1)], [(0, 2)]]
+    assert sorted(len(p) for p in plans[1].packs) == [1, 2]  # the fold holding violet out has one column fewer
     for a, b in zip(split.per_fold, together.per_fold, strict=True):
         assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-5)
 

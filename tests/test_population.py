@@ -1,23 +1,22 @@
 """Tuning by populations: same-shape trials trained as one packed fit, equal to their own fits, pruned member
 by member, resumed after a kill (real Optuna studies over real fits of the seed data, a few epochs)."""
 
-import os
+import itertools
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, run_cli
-from test_tune import STUDY, leaderboard, load_study
+import trainlab
+from conftest import config, exit_code, run_cli
+from test_tune import STUDY, forked_tune, kill_mid_study, leaderboard, load_study
 from test_tune import tune_config as seed_tune_config
 from trainlab.errors import UserError
 from trainlab.models import MLPModule
 from trainlab.reporting.report import read_curves
+from trainlab.run import QUIET
 from trainlab.tuning.config import load_tune_config
 
 SMALL = {"trainer.max_epochs": 6, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
@@ -34,32 +33,43 @@ def by_values(rows: list[dict], keys: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_a_packed_grid_gives_each_trial_the_value_of_its_own_fit():
-    space = {
+    """Members of a pack differ in lr and weight_decay (each with dropout, its masks drawn per member, and
+    gradient clipping), over two shapes: one pack each. Each trial's value, epochs and test metrics are those
+    of a fit of its own (`trainlab fit` with the trial's values). Members with and without dropout in one
+    pack are compared in the cv test below."""
+    grid = {
         "model.init_args.lr": [0.05, 0.005],
-        "model.init_args.dropout": [0.0, 0.3],
+        "model.init_args.dropout": [0.3],  # per member, as the population sets it
         "model.init_args.weight_decay": [0.0, 0.01],
         "model.init_args.hidden_dims": [[8], [6, 4]],  # a shape key: two packs
     }
-    overrides = {**SMALL, "run.test_after_fit": True, "model.init_args.gradient_clip_val": 0.5}
-    packed = tune_config("packed", space, sampler="grid", population=8, overrides=overrides)
-    alone = tune_config("alone", space, sampler="grid", population=1, overrides=overrides)
-    assert run_cli("tune", "-c", packed) == 0
-    assert run_cli("tune", "-c", alone) == 0
+    overrides = {
+        **SMALL,
+        "data.init_args.n_samples": 400,
+        "run.test_after_fit": True,
+        "model.init_args.gradient_clip_val": 0.5,
+    }
+    assert run_cli("tune", "-c", tune_config("packed", grid, sampler="grid", population=4, overrides=overrides)) == 0
     keys = ["lr", "dropout", "weight_decay", "hidden_dims"]
-    packed_rows, alone_rows = by_values(leaderboard("packed"), keys), by_values(leaderboard("alone"), keys)
-    assert len(packed_rows) == len(alone_rows) == 16
-    for point, row in packed_rows.items():
-        assert row["state"] == alone_rows[point]["state"] == "COMPLETE"
-        for key in ("val/loss", "test/loss", "test/accuracy"):
-            assert float(row[key]) == pytest.approx(float(alone_rows[point][key]), abs=1e-4), (point, key)
-        assert row["epochs"] == alone_rows[point]["epochs"] == "6"
+    rows = by_values(leaderboard("packed"), keys)
+    assert len(rows) == 8
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values, strict=True))
+        row = rows[tuple(str(v) for v in values)]
+        alone = trainlab.fit(config("seed"), **QUIET, **overrides, **{"run.monitor": "val/loss"}, **point)
+        assert row["state"] == "COMPLETE"
+        assert float(row["val/loss"]) == pytest.approx(alone.best_score, abs=1e-4), point
+        for key in ("test/loss", "test/accuracy"):
+            assert float(row[key]) == pytest.approx(alone.metrics[key], abs=1e-4), (point, key)
+        assert row["epochs"] == "6" and len(read_curves(alone.run_dir)["val/loss"][0]) == 6
     trials = load_study("packed").trials
-    assert sorted(len(t.user_attrs["population"]) for t in trials) == [8] * 16  # a pack per shape (grid order)
+    assert sorted(len(t.user_attrs["population"]) for t in trials) == [4] * 8  # a pack per shape (grid order)
     for trial in trials:  # each trial keeps a run directory of its own, as one fit would leave it
         folder = Path(trial.user_attrs["run_dir"])
         saved = yaml.safe_load((folder / "config.yaml").read_text())["model"]["init_args"]
-        assert (saved["lr"], saved["dropout"], saved["population"]) == (
+        assert (saved["lr"], saved["weight_decay"], saved["dropout"], saved["population"]) == (
             trial.params["model.init_args.lr"],
+            trial.params["model.init_args.weight_decay"],
             trial.params["model.init_args.dropout"],
             None,
         )
@@ -73,7 +83,8 @@ def test_cv_inside_tuning_packs_trials_and_folds_and_gives_each_trial_its_per_fo
     """With cv in the tune config every (trial, fold) is a unit of one pack; each trial's value is the mean over
     its folds of the loss on their held-out folds, as when each fold is fitted alone (population: 1)."""
     space = {"model.init_args.lr": [0.05, 0.005], "model.init_args.dropout": [0.0, 0.3]}
-    settings = {"sampler": "grid", "cv": {"folds": 2, "seed": 3}, "overrides": {**SMALL, "trainer.max_epochs": 4}}
+    overrides = {**SMALL, "trainer.max_epochs": 4, "data.init_args.n_samples": 400}
+    settings = {"sampler": "grid", "cv": {"folds": 2, "seed": 3}, "overrides": overrides}
     assert run_cli("tune", "-c", tune_config("cvpacked", space, population=8, **settings)) == 0
     assert run_cli("tune", "-c", tune_config("cvalone", space, population=1, **settings)) == 0
     packed, alone = load_study("cvpacked").trials, load_study("cvalone").trials
@@ -157,18 +168,21 @@ def test_a_diverging_member_is_pruned_alone_with_the_reason():
 
 @pytest.mark.slow
 def test_a_kill_in_the_middle_of_a_population_resumes_without_a_lost_or_repeated_trial():
+    """SIGKILL to the tuning command while its first population trains (a fork of this process, frozen and
+    killed in the state seen: see test_tune.kill_mid_study); the same command then retries the killed trials
+    and trains the rest."""
     space = {"model.init_args.lr": [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003]}
-    overrides = {**SMALL, "trainer.max_epochs": 60, "run.last_checkpoint_every": 0}
+    overrides = {**SMALL, "trainer.max_epochs": 30, "run.last_checkpoint_every": 0, "data.init_args.n_samples": 300}
     path = tune_config("killed", space, sampler="grid", population=3, overrides=overrides)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "trainlab", "tune", "-c", path]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    packs = STUDY / "killed" / "packs"
-    deadline = time.monotonic() + 300
-    while not any(packs.glob("*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # until the first population is training
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process = forked_tune("-c", path)
+
+    def first_population_training(trials):  # three trials in a pack with a last.ckpt, three not started
+        states = [t.state.name for t in trials]
+        training = states.count("RUNNING") == 3 and any((STUDY / "killed" / "packs").glob("*/checkpoints/last.ckpt"))
+        return process.pid if training and states.count("WAITING") == 3 else None
+
+    kill_mid_study(process, "killed", first_population_training)
+    assert exit_code(process) == -signal.SIGKILL
     running = [t for t in load_study("killed").trials if t.state.name == "RUNNING"]
     assert len(running) == 3
 

@@ -3,20 +3,24 @@ two `trainlab tune` processes share one study, as workers on two machines would.
 
 import csv
 import glob
+import importlib
+import itertools
+import multiprocessing
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 
-from conftest import REPO, config, run_cli
+from conftest import config, fork_trainlab, run_cli
+from trainlab.tuning.study import HOST
 
 
 def postgres_bin() -> Path | None:
@@ -30,8 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def postgres_url():
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A PostgreSQL server for this module's tests (initdb costs a second or more): its URL without a database."""
     bin_dir = postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
@@ -46,84 +51,119 @@ def postgres_url():
     subprocess.run(
         [*as_user, bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "trainlab"], check=True, capture_output=True
     )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"  # a throwaway server
     # The server outlives pg_ctl: it must not hold our pipes open (it logs to a file instead).
     start = [*as_user, bin_dir / "pg_ctl", "-D", data, "-o", options, "-l", data / "server.log", "-w", "start"]
     subprocess.run(start, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield f"postgresql://trainlab@127.0.0.1:{port}/postgres"
+        yield f"postgresql://trainlab@127.0.0.1:{port}"
     finally:
         subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 
+DATABASES = itertools.count()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A new, empty database of its own for each test."""
+    import psycopg
+
+    name = f"test{next(DATABASES)}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"
+
+
+# What `trainlab tune` imports as it runs (its checks, fits and plots)
+PRELOADED = ["trainlab.lightning_cli", "trainlab.tuning.search", "trainlab.tuning.checks", "trainlab.tuning.results"]
+PRELOADED += ["matplotlib.pyplot", "optuna.visualization.matplotlib"]
+
+
+def forked_tune(*args: str, cwd: str) -> multiprocessing.Process:
+    """`trainlab tune ARGS` in directory `cwd`, in a process of its own: a fork of this one, which starts at once
+    (a new interpreter spends ~5 s importing Lightning; tests/test_cli.py runs the console script itself). Its
+    output goes to cwd/worker.log; its exit code is the command's."""
+    for module in PRELOADED:  # imported once, here: the forks start with them (and this process uses them too)
+        importlib.import_module(module)
+    return fork_trainlab("tune", *args, stdout="worker.log", stderr=None, cwd=cwd)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("population", [1, 3])
-def test_two_tuning_processes_share_a_study_in_postgresql(postgres_url, population):
+def test_two_tuning_processes_share_a_study_in_postgresql(postgres_url):
+    """Two machines' workers, one trial at a time (population 1) on one and three at once (a packed fit) on the
+    other: each grid point is trained exactly once, both take part, a worker that asks in the instant the other
+    takes the last point gets a spare, and the command run again finds nothing to do and lists the study."""
     lrs = [0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
     body = {
         "base": config("seed"),
-        "name": f"shared{population}",
+        "name": "shared",
         "sampler": "grid",
-        "population": population,
         "overrides": {"trainer.max_epochs": 8, "data.init_args.val_fraction": 0.2},
         "space": {"model.init_args.lr": lrs},
     }
     Path("tune.yaml").write_text(yaml.safe_dump(body))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "trainlab", "tune", "-c", "../tune.yaml", "--storage", postgres_url]
-    # Two machines' workers: separate processes with separate output folders, one database.
-    workers = []
-    for name in ("a", "b"):
+    command = ["-c", "../tune.yaml", "--storage", postgres_url]
+    # Separate processes with separate output folders, one database.
+    workers = {}
+    for name, population in (("a", 1), ("b", 3)):
         Path(name).mkdir()
-        log = open(Path(name) / "worker.log", "w")  # a file: a full pipe would stall a worker
-        workers.append(subprocess.Popen(command, cwd=name, env=env, stdout=log, stderr=subprocess.STDOUT))
-        time.sleep(0.5)
-    for name, worker in zip(("a", "b"), workers, strict=True):
-        assert worker.wait(timeout=300) == 0, (Path(name) / "worker.log").read_text()[-3000:]
+        workers[name] = forked_tune(*command, "--population", str(population), cwd=name)
+    for name, worker in workers.items():
+        worker.join(timeout=300)
+        if worker.is_alive():  # no fork outlives its test
+            worker.kill()
+        assert worker.exitcode == 0, (Path(name) / "worker.log").read_text()[-3000:]
 
-    study = optuna.load_study(study_name=f"shared{population}", storage=postgres_url)
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["model.init_args.lr"] for t in done) == sorted(lrs)  # each exactly once
-    assert all(t.user_attrs.get("spare") for t in study.trials if t not in done)  # a point taken by the other
-    if population == 1:  # one trial at a time: both machines' workers take some
-        assert len(study.trials) == 6
-        assert len({(t.user_attrs["host"], t.user_attrs["pid"]) for t in study.trials}) == 2
+    spares = [t for t in study.trials if t not in done]
+    assert all(t.user_attrs.get("spare") for t in spares) and len(spares) <= 1  # none asks once none is left
+    by_worker = {name: [t for t in done if t.user_attrs["pid"] == w.pid] for name, w in workers.items()}
+    assert all(by_worker.values()) and {t.user_attrs["host"] for t in done} == {HOST}  # both took some
+    assert not any("population" in t.user_attrs for t in by_worker["a"])  # one fit per trial
+    packs = [t.user_attrs.get("population", [t.number]) for t in by_worker["b"]]  # a trial left alone: its own fit
+    assert all(len(pack) <= 3 for pack in packs) and any(len(pack) > 1 for pack in packs)
     study_trials = len(study.trials)
 
     # Re-running the command finds nothing left to do and writes the whole study's leaderboard.
     os.chdir("a")
-    assert run_cli("tune", "-c", "../tune.yaml", "--storage", postgres_url) == 0
-    with open(f"lightning_logs/tune/shared{population}/leaderboard.csv", newline="") as f:
+    assert run_cli("tune", *command) == 0
+    with open("lightning_logs/tune/shared/leaderboard.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["state"] == "COMPLETE"]
-    assert len(optuna.load_study(study_name=f"shared{population}", storage=postgres_url).trials) == study_trials
+    assert len(optuna.load_study(study_name="shared", storage=postgres_url).trials) == study_trials
     assert sorted(int(r["trial"]) for r in rows) == sorted(t.number for t in done)
     by_number = {t.number: t.value for t in done}
     assert all(float(r["val/loss"]) == pytest.approx(by_number[int(r["trial"])]) for r in rows)
     assert [float(r["val/loss"]) for r in rows] == sorted(float(r["val/loss"]) for r in rows)
 
 
-OPEN_AT = """
-import sys, time, types
-from trainlab.tuning.storage import open_storage
-start = float(sys.argv[2])
-while time.time() < start:
-    time.sleep(0.001)
-open_storage(types.SimpleNamespace(storage=sys.argv[1], study_dir=None))
-"""
+def _open_at(url: str, start: float) -> None:
+    """Open the storage at `start` (every process at the same instant), as `trainlab tune --storage` does."""
+    from trainlab.tuning.storage import open_storage
+
+    while time.time() < start:
+        time.sleep(0.001)
+    open_storage(types.SimpleNamespace(storage=url, study_dir=None))
 
 
 @pytest.mark.slow
 def test_several_processes_creating_the_schema_at_the_same_instant_all_succeed(postgres_url):
     """A new database: Optuna's schema is created by whichever process comes first; the others retry
-    (PostgreSQL refuses a second CREATE at the same moment with a duplicate key)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    start = time.time() + 3  # after every process has imported Optuna
-    processes = [
-        subprocess.Popen([sys.executable, "-c", OPEN_AT, postgres_url, str(start)], env=env, stderr=subprocess.PIPE)
-        for _ in range(6)
-    ]
+    (PostgreSQL refuses a second CREATE at the same moment with a duplicate key). The processes are forks of
+    this one, with Optuna, SQLAlchemy and psycopg already imported: they all reach the database at once."""
+    import optuna.storages._rdb.models  # noqa: F401
+    import psycopg  # noqa: F401
+    import sqlalchemy  # noqa: F401
+
+    start = time.time() + 0.5  # after every process has started
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_open_at, args=(postgres_url, start), daemon=True) for _ in range(6)]
     for process in processes:
-        _, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err.decode()[-2000:]
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0, "a process failed or hung: a failure's traceback is in the captured stderr"
     assert optuna.get_all_study_names(postgres_url) == []  # the schema is there and readable
