@@ -326,6 +326,7 @@ def test_a_csv_file_tunes_and_reports():
     assert "test/auroc" in page and (result.run_dir / "plots" / "roc.png").exists()
 
 
+@pytest.mark.slow
 def test_cv_and_tune_read_a_file_once_and_again_only_when_it_changes(monkeypatch):
     """tune and cv build the config many times (checks, plans, packs, trials): the file is read once per
     command; a fit alone keeps nothing; within one command a changed file is read anew."""
