@@ -401,6 +401,26 @@ def test_a_failed_grid_point_is_retried_by_the_next_run():
     assert states == sorted([(point, "FAIL"), (point, "COMPLETE"), (1 - point, "COMPLETE")])
 
 
+def test_a_trial_whose_worker_died_before_claiming_it_is_failed_and_its_grid_point_enqueued_again():
+    """A worker killed between Optuna's ask and trainlab's claim leaves a running trial that names no worker:
+    once it is older than any claim takes it is failed and its values enqueued again; a claimed trial of a
+    living process is left alone."""
+    from trainlab.tuning.study import claim, retry_dead_trials
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for index, lr in enumerate((0.1, 0.01)):
+        study.enqueue_trial({"model.init_args.lr": lr}, user_attrs={"grid_point": index})
+    orphan, claimed = study.ask(), study.ask()
+    claim(claimed)  # this process: alive
+    assert retry_dead_trials(study) == []  # just asked: its worker may be claiming it at this moment
+    assert retry_dead_trials(study, unclaimed_after=0) == [orphan.number]
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[orphan.number] == "FAIL" and states[claimed.number] == "RUNNING"
+    (again,) = [t for t in study.trials if t.state.name == "WAITING"]
+    assert again.user_attrs == {"grid_point": 0, "retry_of": orphan.number}
+    assert again.system_attrs["fixed_params"] == {"model.init_args.lr": 0.1}
+
+
 @pytest.mark.slow
 def test_a_killed_worker_costs_only_its_trial_and_the_next_run_retries_it():
     """SIGKILL (the OOM killer) to one of two workers while it trains the last points: the other finishes the

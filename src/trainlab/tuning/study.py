@@ -11,6 +11,7 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
@@ -215,22 +216,29 @@ def _wait_for(read, seconds: float = 30.0):
     return value
 
 
-def retry_dead_trials(study) -> list[int]:
-    """Trials left running by a worker of this machine that no longer lives: fail them, enqueue their values."""
+def retry_dead_trials(study, unclaimed_after: float = 120.0) -> list[int]:
+    """Trials left running by a worker that no longer lives: fail them, enqueue their values. That is a trial
+    claimed by a process of this machine that has ended, or one that no worker claimed `unclaimed_after`
+    seconds after it was asked for (a worker claims its trial at once: this one's was killed in between)."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     retried = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") != HOST or _alive(attrs.get("pid"), attrs.get("process_start")):
+        if "host" not in attrs:
+            asked = trial.datetime_start
+            if asked is None or (datetime.now() - asked).total_seconds() < unclaimed_after:
+                continue
+        elif attrs["host"] != HOST or _alive(attrs.get("pid"), attrs.get("process_start")):
             continue
         try:
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             continue  # another worker (or the storage's heartbeat) failed it first, and retries it
         kept = {k: v for k, v in attrs.items() if k == "grid_point"}
-        study.enqueue_trial(trial.params, user_attrs={**kept, "retry_of": trial.number})
+        values = trial.params or trial.system_attrs.get("fixed_params", {})  # (unclaimed: not suggested yet)
+        study.enqueue_trial(values, user_attrs={**kept, "retry_of": trial.number})
         retried.append(trial.number)
     return retried
 
