@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn import metrics as skm
 from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -249,6 +250,22 @@ def test_a_fold_that_diverges_in_a_worker_stops_the_cv_in_one_line(capsys):
     assert run_cli(*args, "--model.init_args.optimizer", "sgd", "--trainer.max_epochs", "3") == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith("trainlab: training failed:") and "Traceback" not in err
+
+
+def test_a_signal_between_two_jobs_ends_a_worker_without_a_traceback(monkeypatch):
+    """SIGTERM raises trainlab's Stopped wherever the worker is; waiting for its next job it must end as it does
+    in a job (exit 128 + the signal), not with multiprocessing's traceback and exit 1."""
+    from trainlab import workers
+    from trainlab.errors import Stopped
+
+    class SignalledWhileWaiting:
+        def get(self):
+            raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(workers, "_claimed", None)  # _serve claims a share for this process: given back after
+    with pytest.raises(SystemExit) as stop:
+        workers._serve({"threads": torch.get_num_threads(), "gpu": None}, print, SignalledWhileWaiting(), None)
+    assert stop.value.code == 128 + signal.SIGTERM
 
 
 @pytest.mark.slow

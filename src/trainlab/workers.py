@@ -86,15 +86,16 @@ def _serve(share: dict, function, todo, done) -> None:
     torch.set_num_threads(share["threads"])
     from trainlab.errors import Stopped
 
-    while (item := todo.get()) is not None:
-        index, job = item
-        try:
-            done.put((index, None, function(*job)))
-        except Exception as error:
-            done.put((index, _portable(error), None))
-            return
-        except Stopped as stop:  # a signal: end without a result (the command counts this job as lost)
-            raise SystemExit(128 + stop.signum) from None
+    try:
+        while (item := todo.get()) is not None:
+            index, job = item
+            try:
+                done.put((index, None, function(*job)))
+            except Exception as error:
+                done.put((index, _portable(error), None))
+                return
+    except Stopped as stop:  # a signal, in a job or between two: end without a result and without a traceback
+        raise SystemExit(128 + stop.signum) from None  # (the command counts the job it held, if any, as lost)
 
 
 def _portable(error: Exception) -> Exception:
