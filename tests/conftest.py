@@ -1,18 +1,11 @@
-"""Shared fixtures: every test runs in its own temporary directory, so runs land in tmp lightning_logs/."""
-
-import json
-from pathlib import Path
+"""Shared fixtures: every test runs in its own temporary directory, so runs land in tmp lightning_logs/; a model
+trained on a small CSV file (test_checkpoints.py, data/test_files.py). The helpers the tests import (run_cli,
+config, run_dirs, fork_trainlab, ...) are in tests/helpers.py."""
 
 # Lightning's log handler keeps the stderr of the moment it is imported: import it here, not first inside a
 # test whose captured stderr is closed when the test ends.
 import lightning.pytorch  # noqa: F401
 import pytest
-
-from trainlab.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--run.report", "false"]
 
 
 @pytest.fixture(autouse=True)
@@ -21,66 +14,29 @@ def in_tmp_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_cli(*args: str) -> int:
-    """Run `trainlab ARGS` in this process; return its exit code (0 when it returns normally)."""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as stop:
-        return stop.code or 0
-    return 0
-
-
-def config(name: str) -> str:
-    return str(CONFIGS / f"{name}.yaml")
-
-
-def run_dirs(name: str) -> list[Path]:
-    return sorted(Path("lightning_logs", name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def fork_trainlab(*args: str, stdout: str | int = "out.log", stderr: str | None = "err.log", cwd: str | None = None):
-    """`trainlab ARGS` in a process of its own (to kill, signal or run beside another): a fork of this one, which
-    starts at once where a new interpreter spends ~5 s importing Lightning (test_cli runs the console script
-    itself). Its output goes to files in `cwd` (stderr None: with stdout) or to a pipe's file descriptor; its
-    exit code is the command's. Wait for it with `exit_code`, so that no fork outlives its test."""
-    import multiprocessing
-
-    process = multiprocessing.get_context("fork").Process(target=_forked, args=(args, stdout, stderr, cwd))
-    process.start()
-    return process
-
-
-def _forked(args, stdout, stderr, cwd) -> None:
-    import logging
-    import os
-    import sys
-
+@pytest.fixture(scope="module")
+def trained_on_a_file(tmp_path_factory):
+    """A model trained one epoch on a small CSV: (its config, its last.ckpt), in a folder of their own."""
+    import numpy as np
     import torch
+    import yaml
 
-    if cwd is not None:
-        os.chdir(cwd)
-    for fd, target in ((1, stdout), (2, stdout if stderr is None else stderr)):
-        os.dup2(target if isinstance(target, int) else os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
-        for handler in getattr(logger, "handlers", []):  # Lightning's holds the stderr pytest captured
-            if type(handler) is logging.StreamHandler:
-                handler.setStream(sys.stderr)
-    torch.set_num_threads(1)  # GNU OpenMP hangs in a fork whose parent used its thread pool
-    sys.exit(run_cli(*args))
+    import trainlab
 
-
-def exit_code(process, timeout: float = 300) -> int | None:
-    """The process's exit code once it ends (minus the signal's number when a signal ended it); None when it was
-    still running after `timeout` seconds and was killed."""
-    process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join()
-        return None
-    return process.exitcode
+    folder = tmp_path_factory.mktemp("trained")
+    x = np.random.default_rng(0).normal(size=(80, 2))
+    rows = "".join(f"{a:.4f},{b:.4f},{'yes' if a + b > 0 else 'no'}\n" for a, b in x)
+    (folder / "train.csv").write_text("x1,x2,label\n" + rows)
+    cfg = {
+        "trainer": {"max_epochs": 1, "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger"}},
+        "model": {"class_path": "trainlab.models.MLPModule", "init_args": {"hidden_dims": [8]}},
+        "data": {
+            "class_path": "trainlab.data.FileDataModule",
+            "init_args": {"path": str(folder / "train.csv"), "target": "label"},
+        },
+        "run": {"report": False},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    overrides = {"trainer.logger.init_args.save_dir": str(folder / "runs"), "trainer.enable_progress_bar": False}
+    checkpoint = trainlab.fit(folder / "config.yaml", **overrides).last_checkpoint
+    return folder / "config.yaml", torch.load(checkpoint, weights_only=True), checkpoint

@@ -2,30 +2,16 @@
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
-import torch
 import yaml
 
 import trainlab
-from conftest import QUIET, config, read_json, run_cli, run_dirs
+from tests.helpers import QUIET, config, read_json, run_cli, run_dirs
 from trainlab.errors import UserError
 
 SHORT = {"trainer.max_epochs": 3, "trainer.enable_progress_bar": False, "run.report": False}
 QUIET_API = {"trainer.enable_progress_bar": False}
-
-
-@pytest.mark.slow
-def test_last_ckpt_is_the_final_epoch_and_the_chapter_tests_it():
-    # The seed config's val/loss is lowest at an earlier epoch: Lightning 2.6's save_last would have left
-    # that epoch in last.ckpt, and test_ckpt last would then have tested it instead of the final model.
-    fitted = trainlab.fit(config("seed"), **{"trainer.enable_progress_bar": False, "run.report": False})
-    last = torch.load(fitted.last_checkpoint, weights_only=True)
-    best = torch.load(fitted.best_checkpoint, weights_only=True)
-    assert last["epoch"] == 99 and last["global_step"] == 100 * 25  # 800 training samples in batches of 32
-    assert best["epoch"] < 99  # the premise: the best epoch is not the last
-    assert trainlab.test(config("seed"), fitted.last_checkpoint, **QUIET_API).metrics == fitted.metrics
 
 
 def test_the_python_api_shows_no_progress_bar_unless_asked(capsys):
@@ -34,35 +20,6 @@ def test_the_python_api_shows_no_progress_bar_unless_asked(capsys):
     assert "Training" not in capsys.readouterr().out  # a notebook cell or a log is no terminal
     trainlab.fit(config("seed"), trainer__enable_progress_bar=True, **short)
     assert "Training: 100%" in capsys.readouterr().out
-
-
-class LastCheckpointProbe(pl.Callback):
-    """Reads checkpoints/last.ckpt at the start of every epoch: which epoch it held then."""
-
-    def __init__(self):
-        self.held: list[int | None] = []
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        path = Path(trainer.log_dir) / "checkpoints" / "last.ckpt"
-        self.held.append(torch.load(path, weights_only=True)["epoch"] if path.exists() else None)
-
-
-@pytest.mark.parametrize("every, held", [(0, [None, 0, 1, 2, 3]), (3600, [None, 0, 0, 0, 0])])
-def test_last_ckpt_is_written_every_epoch_or_at_most_every_n_seconds_and_always_at_the_end(every, held):
-    probe = LastCheckpointProbe()
-    settings = {"trainer.max_epochs": 5, "run.last_checkpoint_every": every, "run.test_after_fit": False}
-    fitted = trainlab.fit(config("seed"), callbacks=[probe], **QUIET_API, **settings)
-    assert probe.held == held
-    assert torch.load(fitted.last_checkpoint, weights_only=True)["epoch"] == 4  # the final epoch, either way
-
-
-def test_last_ckpt_ends_with_an_early_stop():
-    settings = {"data.init_args.val_fraction": 0.2, "run.early_stopping": {"patience": 1}, "run.test_after_fit": False}
-    fitted = trainlab.fit(config("seed"), **QUIET_API, **settings)
-    stopped = torch.load(fitted.last_checkpoint, weights_only=True)
-    trained = len(fitted.diagnosis["history"]["train_loss"])
-    assert trained < 100 and stopped["epoch"] == trained - 1  # it stopped early; last.ckpt holds that epoch
-    assert stopped["global_step"] == trained * 19  # 600 training samples in batches of 32
 
 
 @pytest.mark.slow
@@ -142,24 +99,3 @@ def test_report_rebuilds_pages_and_compares_runs():
     assert "model.init_args.lr" in Path("lr.html").read_text()
     with pytest.raises(UserError, match="not a run directory"):
         trainlab.report("nowhere")
-
-
-class ThreadsProbe(pl.Callback):
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.threads = torch.get_num_threads()
-
-
-@pytest.mark.parametrize(
-    "overrides, expected",
-    [
-        ({}, 1),  # the seed model's step is small: one thread
-        ({"run.threads": 2}, 2),  # asked for
-        ({"model.init_args.hidden_dims": [512, 512], "data.init_args.batch_size": 256}, "before"),  # large: torch's
-    ],
-)
-def test_a_fit_chooses_its_cpu_threads_and_gives_them_back(overrides, expected):
-    before = torch.get_num_threads()
-    probe = ThreadsProbe()
-    trainlab.fit(config("seed"), callbacks=[probe], **{**SHORT, "trainer.max_epochs": 1, **overrides})
-    assert probe.threads == (before if expected == "before" else expected)
-    assert torch.get_num_threads() == before

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import REPO
+from tests.helpers import REPO
 
 
 @pytest.mark.slow

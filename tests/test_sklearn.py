@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import trainlab
-from conftest import REPO, config
+from tests.helpers import REPO, config
 from trainlab.sklearn import TrainlabClassifier, TrainlabRegressor
 
 FAST = {"hidden_dims": (16,), "lr": 0.01, "max_epochs": 10, "random_state": 0}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import config, run_cli
+from tests.helpers import config, run_cli
 
 pytestmark = pytest.mark.slow
 

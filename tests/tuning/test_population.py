@@ -10,20 +10,17 @@ import torch
 import yaml
 
 import trainlab
-from conftest import config, exit_code, run_cli
-from test_tune import STUDY, forked_tune, kill_mid_study, leaderboard, load_study
-from test_tune import tune_config as seed_tune_config
-from trainlab.errors import UserError
-from trainlab.models import MLPModule
+from tests.helpers import config, exit_code, run_cli
+from tests.tuning.helpers import STUDY, forked_tune, kill_mid_study, leaderboard, load_study
+from tests.tuning.helpers import tune_config as seed_tune_config
 from trainlab.reporting.report import read_curves
 from trainlab.run import QUIET
-from trainlab.tuning.config import load_tune_config
 
 SMALL = {"trainer.max_epochs": 6, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
 
 
 def tune_config(name: str, space: dict, **settings) -> str:
-    """test_tune's seed-experiment tune config, with these shorter fits unless `overrides` are given."""
+    """The seed-experiment tune config, with these shorter fits unless `overrides` are given."""
     return seed_tune_config(name, space, **{"overrides": SMALL, **settings})
 
 
@@ -125,38 +122,6 @@ def test_a_random_search_packs_and_prunes_members_that_then_stop_updating():
     assert [r["state"] for r in rows].count("PRUNED") == len(pruned)
 
 
-def test_a_frozen_member_keeps_its_weights_while_the_others_train():
-    module = MLPModule(2, "binary", hidden_dims=[4], population=[{"lr": 0.1}, {"lr": 0.01, "dropout": 0.2}])
-    module.frozen = torch.tensor([True, False])
-    optimizer = module.configure_optimizers()
-    before = module.net.flat.detach().clone()
-    x, y = torch.randn(2, 16, 2), torch.randint(0, 2, (2, 16)).float()
-    module.net.train()
-    module.member_losses(module.net(x), y, None).sum().backward()
-    optimizer.active = (~module.frozen).nonzero().flatten().tolist()
-    optimizer.step()
-    assert torch.equal(module.net.flat[0], before[0])
-    assert not torch.equal(module.net.flat[1], before[1])
-    assert optimizer.member_lr == [0.1, 0.01] and module.net.dropout.tolist() == pytest.approx([0.0, 0.2])
-
-
-@pytest.mark.parametrize(
-    ("value", "named"),
-    [(0, "population"), (2.5, "population"), ("many", "population")],
-)
-def test_a_bad_population_is_refused_in_one_line(value, named):
-    path = tune_config("bad", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", population=value)
-    with pytest.raises(UserError, match=f"^{named}=.*integer >= 1"):
-        load_tune_config(path)
-
-
-def test_a_bad_member_setting_is_refused_naming_its_trial():
-    with pytest.raises(UserError, match=r"population\[1\]\.lr"):
-        MLPModule(2, "binary", population=[{"lr": 0.1}, {"lr": -1.0}])
-    with pytest.raises(UserError, match=r"population\[0\]\.hidden_dims"):
-        MLPModule(2, "binary", population=[{"hidden_dims": [3]}])
-
-
 def test_a_diverging_member_is_pruned_alone_with_the_reason():
     path = tune_config("diverge", {"model.init_args.lr": [1.0e6, 0.01]}, sampler="grid", population=2,
                        overrides={**SMALL, "model.init_args.optimizer": "sgd"})  # fmt: skip
@@ -169,7 +134,7 @@ def test_a_diverging_member_is_pruned_alone_with_the_reason():
 @pytest.mark.slow
 def test_a_kill_in_the_middle_of_a_population_resumes_without_a_lost_or_repeated_trial():
     """SIGKILL to the tuning command while its first population trains (a fork of this process, frozen and
-    killed in the state seen: see test_tune.kill_mid_study); the same command then retries the killed trials
+    killed in the state seen: see tests/tuning/helpers.kill_mid_study); the same command then retries the killed trials
     and trains the rest."""
     space = {"model.init_args.lr": [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003]}
     overrides = {**SMALL, "trainer.max_epochs": 30, "run.last_checkpoint_every": 0, "data.init_args.n_samples": 300}

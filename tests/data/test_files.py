@@ -14,37 +14,9 @@ import pytest
 import yaml
 
 import trainlab
-from conftest import QUIET, REPO, config, run_cli
+from tests.data.helpers import COLUMNS, csv_config, write_csv
+from tests.helpers import QUIET, REPO, config, run_cli
 from trainlab.data import BundledDataModule, FileDataModule
-
-COLUMNS = ["x1", "x2", "colour", "label"]
-
-
-def write_csv(path: str, n: int = 300, seed: int = 0, target: bool = True, colours=("red", "green", "blue")):
-    """x1 (with gaps), x2, colour (text) and label (yes/no, from the others)."""
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    colour = rng.choice(colours, size=n)
-    label = np.where(x1 + 0.5 * x2 + (colour == "red") > 0.5, "yes", "no")
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS if target else COLUMNS[:-1])
-        for i in range(n):
-            row = ["" if i % 25 == 3 else f"{x1[i]:.5f}", f"{x2[i]:.5f}", colour[i]]
-            writer.writerow(row + [label[i]] if target else row)
-    return path
-
-
-def csv_config(path: str = "train.csv", **data) -> dict:
-    return {
-        "seed_everything": 1,
-        "trainer": {
-            "max_epochs": 15,
-            "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"name": "csv"}},
-        },
-        "model": {"class_path": "trainlab.models.MLPModule", "init_args": {"hidden_dims": [16], "lr": 0.01}},
-        "data": {"class_path": "trainlab.data.FileDataModule", "init_args": {"path": path, "target": "label", **data}},
-    }
 
 
 def test_preprocessing_is_fitted_on_the_training_split_only():
@@ -82,22 +54,6 @@ def test_properties_never_read_the_file_shape_reads_it_once(monkeypatch):
     assert data.shape() == {"input_dim": 5, "task": "binary", "num_classes": 2, "slots": 1}  # x1, x2, 3 colours
     assert data.shape() == data.shape() and len(reads) == 1
     assert (data.num_features, data.task, data.num_classes) == (5, "binary", 2) and len(reads) == 1
-
-
-def test_a_category_seen_only_outside_training_is_no_level():
-    write_csv("train.csv", n=200)
-    rows = list(csv.reader(open("train.csv")))
-    data = FileDataModule("train.csv", "label", seed=3)
-    data.setup()
-    test_row = int(data.split_indices["test"][0]) + 1  # +1: the header
-    rows[test_row][2] = "purple"
-    with open("train.csv", "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    data = FileDataModule("train.csv", "label", seed=3)
-    data.setup()
-    assert "purple" not in data.encoder.levels["colour"]
-    row = np.where(data.split_indices["test"] == test_row - 1)[0][0]
-    assert (data.splits["test"][0][row, 2:] == 0).all()  # unseen: all zeros
 
 
 @pytest.mark.slow
@@ -239,40 +195,6 @@ def test_bad_data_files_get_one_line_naming_file_column_or_row(case, capsys):
     assert not Path("lightning_logs").exists()
 
 
-def test_a_file_without_the_named_columns_is_answered_from_its_header_before_lightning_is_imported():
-    """The early check reads only the header (CSV) or the schema (Parquet) and words the problem as
-    FileDataModule does once the whole file is read."""
-    from trainlab.early_checks import check_early
-    from trainlab.errors import as_user_error
-    from trainlab.lightning_cli import run_lightning_cli
-
-    write_csv("train.csv")
-    pq.write_table(pa_csv.read_csv("train.csv"), "train.parquet")
-    Path("empty.csv").write_text("")
-    cases = {
-        "missing file": ({"path": "nowhere.csv"}, "nowhere.csv: no such file"),
-        "empty file": ({"path": "empty.csv"}, "empty.csv: the file is empty"),
-        "no target column": ({"target": "churn"}, "train.csv: no target column 'churn'; its columns: x1, x2, colour"),
-        "no feature column": ({"features": ["x1", "x3"]}, "train.csv: no column 'x3' (data.init_args.features"),
-        "parquet": ({"path": "train.parquet", "categorical": ["hue"]}, "train.parquet: no column 'hue'"),
-    }
-    for case, (data, expected) in cases.items():
-        Path("bad.yaml").write_text(yaml.safe_dump(csv_config(**data)))
-        args = ["fit", "-c", "bad.yaml", *QUIET]
-        early = check_early(args)
-        with pytest.raises(Exception) as full:
-            run_lightning_cli(args)
-        assert early is not None and expected in early, case
-        assert early == str(as_user_error(full.value)), case  # the same words as the full path
-    Path("good.yaml").write_text(yaml.safe_dump(csv_config(path="train.parquet", features=["x1", "colour"])))
-    assert check_early(["fit", "-c", "good.yaml"]) is None
-    code = "import sys; from trainlab.cli import main; main(sys.argv[1:])"
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code, "fit", "-c", "bad.yaml"], capture_output=True, text=True
-    )
-    assert done.returncode == 2 and "no column 'hue'" in done.stderr and "lightning" not in done.stderr
-
-
 def test_a_feature_column_absent_at_predict_time(capsys):
     write_csv("train.csv")
     result = trainlab.fit(csv_config(), trainer__enable_progress_bar=False, run__report=False, trainer__max_epochs=2)
@@ -326,162 +248,18 @@ def test_a_csv_file_tunes_and_reports():
     assert "test/auroc" in page and (result.run_dir / "plots" / "roc.png").exists()
 
 
-@pytest.mark.slow
-def test_cv_and_tune_read_a_file_once_and_again_only_when_it_changes(monkeypatch):
-    """tune and cv build the config many times (checks, plans, packs, trials): the file is read once per
-    command; a fit alone keeps nothing; within one command a changed file is read anew."""
-    from trainlab.data import table
-
-    reads = []
-    read = table._read_table
-    monkeypatch.setattr(table, "_read_table", lambda path, kind: reads.append(path) or read(path, kind))
-    write_csv("train.csv")
-    Path("csv.yaml").write_text(yaml.safe_dump(csv_config()))
-    assert run_cli("cv", "-c", "csv.yaml", "--folds", "2", "--trainer.max_epochs", "1", *QUIET) == 0
-    assert len(reads) == 1
-    tune = {"base": "csv.yaml", "sampler": "grid", "overrides": {"trainer.max_epochs": 1}}
-    tune["space"] = {"model.init_args.lr": [0.05, 0.005]}
-    for population in (1, 2):  # trials one by one, and packed
-        Path("tune.yaml").write_text(yaml.safe_dump({**tune, "name": f"p{population}", "population": population}))
-        reads.clear()
-        assert run_cli("tune", "-c", "tune.yaml") == 0
-        assert len(reads) == 1, population
-    reads.clear()
-    for _ in range(2):
-        trainlab.fit("csv.yaml", trainer__max_epochs=1, trainer__enable_progress_bar=False, run__report=False)
-    assert len(reads) == 2
-    reads.clear()
-    with table.shared_reads():
-        first = table.read_table("train.csv")
-        assert table.read_table("train.csv") is first
-        write_csv("train.csv", seed=1)  # changed (its size differs): read anew
-        assert table.read_table("train.csv") is not first and len(reads) == 2
-
-
 @pytest.mark.parametrize(
-    "column, value, fmt, expected",
+    "content, message",
     [
-        ("x2", "inf", "csv", "column 'x2', row 6: inf is not a finite number"),
-        ("x2", "-inf", "csv", "column 'x2', row 6: -inf is not a finite number"),
-        ("x2", "1e300", "csv", "column 'x2', row 6: inf is not a finite number"),  # read as float32
-        ("target", "inf", "csv", "target 'target', row 6: inf is not a finite number"),
-        ("target", "nan", "parquet", "target 'target', row 6: nan is not a finite number"),
+        ("x1\n0.5\n", "no column 'x2', which the model was trained on"),
+        ("x1,x2\n", "the file has a header but no rows"),
+        ("", "the file is empty"),
     ],
 )
-def test_numbers_that_cannot_train_are_refused_with_their_column_and_row(column, value, fmt, expected, capsys):
-    """inf, -inf, values beyond float32 in a feature, NaN or inf in a target: one line, exit 2, nothing run."""
-    import pyarrow as pa
-
-    rng = np.random.default_rng(0)
-    x1, x2 = rng.normal(size=40), rng.normal(size=40)
-    columns = {"x1": x1, "x2": x2.astype(object), "target": (x1 + x2).astype(object)}
-    columns[column][5] = float(value)
-    table = pa.table({k: pa.array([float(v) for v in c]) for k, c in columns.items()})
-    path = f"data.{fmt}"
-    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(table, path)
-    Path("c.yaml").write_text(yaml.safe_dump(csv_config(path, target="target")))
-    assert run_cli("fit", "-c", "c.yaml", *QUIET) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and expected in err and path in err, err
-    assert not Path("lightning_logs").exists()
-
-
-def _table_with(name: str, column, target=None):
-    import pyarrow as pa
-
-    rng = np.random.default_rng(0)
-    x1 = rng.normal(size=40)
-    label = target if target is not None else pa.array(np.where(x1 > 0, "yes", "no"))
-    return pa.Table.from_arrays([pa.array(x1), column, label], names=["x1", name, "label"])
-
-
-def _days(n: int = 40):
-    import datetime
-
-    return [datetime.date(2024, 1, 1) + datetime.timedelta(days=i) for i in range(n)]
-
-
-def _unusable_columns():
-    import datetime
-
-    import pyarrow as pa
-
-    n = 40
-    return {
-        "date in a csv": ("csv", _table_with("when", pa.array(_days())), "input column 'when' holds dates or times"),
-        "timestamp": (
-            "parquet",
-            _table_with("when", pa.array([datetime.datetime(2024, 1, 1, 10)] * n)),
-            "input column 'when' holds dates or times",
-        ),
-        "list": ("parquet", _table_with("l", pa.array([[1.0, 2.0]] * n)), "input column 'l' holds values of type list"),
-        "struct": (
-            "parquet",
-            _table_with("s", pa.array([{"u": 1}] * n)),
-            "input column 's' holds values of type struct",
-        ),
-        "map": (
-            "parquet",
-            _table_with("m", pa.array([[("k", 1)]] * n, type=pa.map_(pa.string(), pa.int64()))),
-            "input column 'm' holds values of type map",
-        ),
-        "date target": ("parquet", _table_with("x2", pa.array(np.ones(n)), pa.array(_days())), "target column 'label'"),
-        "repeated name (csv)": (
-            "csv",
-            _table_with("x1", pa.array(np.ones(n))),
-            "column 'x1' appears 2 times (columns 1, 2)",
-        ),
-        "repeated name (parquet)": (
-            "parquet",
-            _table_with("label", pa.array(np.ones(n))),
-            "column 'label' appears 2 times (columns 2, 3)",
-        ),
-    }
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "date in a csv",
-        "timestamp",
-        "list",
-        "struct",
-        "map",
-        "date target",
-        "repeated name (csv)",
-        "repeated name (parquet)",
-    ],
-)
-def test_columns_a_model_cannot_take_are_named_in_one_line(case, capsys):
-    """Dates, times, lists, structs, maps and repeated column names: one line naming the file and column."""
-    fmt, table, expected = _unusable_columns()[case]
-    path = f"data.{fmt}"
-    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(table, path)
-    Path("c.yaml").write_text(yaml.safe_dump(csv_config(path)))
-    assert run_cli("fit", "-c", "c.yaml", *QUIET) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and expected in err and path in err and "Traceback" not in err, err
-    assert not Path("lightning_logs").exists()
-
-
-def test_a_date_column_left_out_of_the_features_is_no_obstacle():
-    import pyarrow as pa
-
-    pq.write_table(_table_with("when", pa.array(_days())), "dated.parquet")
-    data = FileDataModule("dated.parquet", "label", features=["x1"])
-    data.setup()
-    assert data.encoder.numeric == ["x1"] and data.num_features == 1
-
-
-def test_gaps_in_a_parquet_float_column_are_imputed_with_the_training_median():
-    import pyarrow as pa
-
-    values = np.random.default_rng(0).normal(size=60)
-    values[[3, 17]] = np.nan  # a Parquet float's missing value is NaN, in a read-only Arrow buffer
-    labels = pa.array(np.where(np.arange(60) % 2, "yes", "no"))
-    pq.write_table(pa.table({"x1": pa.array(values), "label": labels}), "gaps.parquet")
-    data = FileDataModule("gaps.parquet", "label")
-    data.setup()
-    train = data.split_indices["train"]
-    assert data.encoder.medians["x1"] == pytest.approx(np.nanmedian(values[train]))
-    assert all(bool(data.splits[split][0].isfinite().all()) for split in ("train", "val", "test"))
+def test_predicting_a_bad_file_writes_nothing(content, message, trained_on_a_file, capsys):
+    config_file, _, checkpoint = trained_on_a_file
+    Path("new.csv").write_text(content)
+    args = ["--ckpt_path", checkpoint, "--data.init_args.predict_path", "new.csv"]
+    assert run_cli("predict", "-c", config_file, *args, *QUIET) == 2
+    assert message in capsys.readouterr().err
+    assert not list(Path().glob("lightning_logs/*/version_*"))

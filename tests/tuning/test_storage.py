@@ -1,5 +1,6 @@
-"""Distributed tuning on a real PostgreSQL server (started here on loopback; .ci/run installs PostgreSQL):
-two `trainlab tune` processes share one study, as workers on two machines would."""
+"""Where a study lives: a journal file (a torn tail is dropped), an SQLite URL, and a real PostgreSQL server
+(started here on loopback; .ci/run installs PostgreSQL) that two `trainlab tune` processes share, as workers
+on two machines would."""
 
 import csv
 import glob
@@ -19,8 +20,48 @@ import optuna
 import pytest
 import yaml
 
-from conftest import config, fork_trainlab, run_cli
+from tests.helpers import config, fork_trainlab, run_cli
+from tests.tuning.helpers import SMALL, STUDY, leaderboard, tune_config
 from trainlab.tuning.study import HOST
+
+
+@pytest.mark.slow
+def test_a_storage_url_holds_the_study_and_trials_log_hyperparameters_for_tensorboard():
+    path = tune_config("shared", {"model.init_args.lr": [0.05, 0.01]}, sampler="grid")
+    assert run_cli("tune", "-c", path, "--storage", "sqlite:///shared.db") == 0
+    assert not (STUDY / "shared" / "study.journal").exists()
+    study = optuna.load_study(study_name="shared", storage="sqlite:///shared.db")
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert run_cli("tune", "-c", path, "--storage", "sqlite:///shared.db") == 0  # resumes: nothing new
+    assert len(optuna.load_study(study_name="shared", storage="sqlite:///shared.db").trials) == 2
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for trial in study.trials:
+        events = EventAccumulator(trial.user_attrs["run_dir"]).Reload()
+        hparams = events.PluginTagToContent("hparams")
+        assert "_hparams_/session_start_info" in hparams
+        assert b"model.init_args.lr" in hparams["_hparams_/session_start_info"]
+        assert events.Scalars("hparams/val/loss")[0].value == pytest.approx(trial.value)
+
+
+@pytest.mark.slow
+def test_a_torn_journal_tail_is_dropped_with_a_warning_and_the_study_goes_on(capsys):
+    """A writer killed mid-line leaves a torn record; the next run drops it (one warning naming the file)
+    instead of failing to read the study, and the search completes."""
+    overrides = {**SMALL, "trainer.max_epochs": 2}
+    path = tune_config("torn", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", overrides=overrides, n_trials=1)
+    assert run_cli("tune", "-c", path) == 0
+    journal = STUDY / "torn" / "study.journal"
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "sta')  # torn: no end, no newline
+    capsys.readouterr()
+    path = tune_config("torn", {"model.init_args.lr": [0.1, 0.01]}, sampler="grid", overrides=overrides)
+    assert run_cli("tune", "-c", path) == 0
+    err = capsys.readouterr().err
+    assert f"trainlab: warning: {journal}: dropped 1 torn record(s)" in err and "Traceback" not in err
+    assert sorted(r["state"] for r in leaderboard("torn")) == ["COMPLETE", "COMPLETE"]
+    assert journal.read_bytes().endswith(b"\n")
 
 
 def postgres_bin() -> Path | None:

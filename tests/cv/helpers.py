@@ -1,0 +1,13 @@
+"""Helpers for the cross-validation tests: a cv run's folder and its CSV files."""
+
+import csv
+from pathlib import Path
+
+
+def cv_dir(name: str, version: int = 0) -> Path:
+    return Path("lightning_logs/cv", name, f"version_{version}")
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
