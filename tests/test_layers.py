@@ -25,7 +25,7 @@ LAYERS = [
         "trainlab.threads",
     ],
     ["trainlab.callbacks", "trainlab.reporting"],  # (trainlab.reporting.command is a driver, below)
-    ["trainlab.lightning_cli"],  # the config -> data, module, Trainer
+    ["trainlab.parsing", "trainlab.lightning_cli"],  # the config -> data, module, Trainer
     ["trainlab.run", "trainlab.array_fit"],  # the run layer: fit / test / predict -> a result in memory
     ["trainlab.cv", "trainlab.tuning", "trainlab.reporting.command"],  # the drivers
     ["trainlab.api", "trainlab.sklearn", "trainlab.cli", "trainlab.__main__", "trainlab.__init__"],  # the faces

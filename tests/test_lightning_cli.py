@@ -22,19 +22,6 @@ def test_saved_config_reruns_the_same_run():
     assert read_json(second / "metrics.json") == read_json(first / "metrics.json")
 
 
-def test_a_dump_without_its_second_validation_writes_what_a_validated_dump_writes():
-    """TrainlabParser skips jsonargparse's check on dump (parse_args made it): the text must not change."""
-    from lightning.pytorch.cli import LightningArgumentParser
-
-    from trainlab.lightning_cli import build_config
-
-    cli = build_config(Path(config("regression")), {"model.init_args.lr": 0.05, "trainer.max_epochs": 2}, "test")
-    for options in ({}, {"skip_link_targets": False, "skip_none": False}):
-        validated = LightningArgumentParser.dump(cli.parser, cli.config, **options)
-        assert cli.parser.dump(cli.config, **options) == validated
-        assert "lr: 0.05" in validated
-
-
 def test_a_commands_parser_is_built_once_per_process_and_a_reused_one_runs_like_a_new_one():
     from trainlab.lightning_cli import TrainlabCLI
 

@@ -40,6 +40,7 @@ from trainlab.diagnosis import DoctorOptions
 from trainlab.early_checks import override_args
 from trainlab.errors import SECTION_CLASSES, UserError, as_user_error, require
 from trainlab.models import MLPModule
+from trainlab.parsing import TrainlabParser, model_and_data_sections
 from trainlab.threads import CpuThreads
 
 
@@ -111,16 +112,6 @@ SECTION_CLASSES.update(
 )
 
 
-class TrainlabParser(LightningArgumentParser):
-    """Lightning's parser without a second validation on dump: each config trainlab dumps (the hyperparameters
-    Lightning records, config.yaml, --print_config) came out of parse_args, which validated it. Validating it
-    again on every dump (twice per run) cost a fifth of a short fit: 0.09 s of 0.45."""
-
-    def dump(self, namespace, *args, **kwargs) -> str:
-        kwargs["skip_validation"] = True
-        return super().dump(namespace, *args, **kwargs)
-
-
 class TrainlabCLI(LightningCLI):
     def __init__(self, args=None, extra_callbacks=(), **kwargs):
         self.extra_callbacks = list(extra_callbacks)  # callbacks from Python (the tuner's), not from a config
@@ -150,6 +141,12 @@ class TrainlabCLI(LightningCLI):
             **kwargs,
         )
 
+    def _dump_config(self) -> None:
+        """Lightning's hook (private) that records the model's and the data's hyperparameters: only those two
+        sections are dumped (see trainlab.parsing)."""
+        if not hasattr(self, "config_dump"):
+            self.config_dump = model_and_data_sections(self.parser, self.config)
+
     def subcommands(self) -> dict[str, set[str]]:
         """Only the command being run gets a parser (Lightning builds one per command, each with every class's
         arguments: about a third of a short fit's time, paid again by every fold and trial)."""
@@ -162,7 +159,7 @@ class TrainlabCLI(LightningCLI):
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         """Build a command's parser once per process and reuse it (45 ms each time, paid again by every fold and
         trial). Lightning keeps the subcommand parsers and their method arguments beside the parser: they are
-        kept and restored with it (test_cli checks that a reused parser runs like a new one)."""
+        kept and restored with it (tests/test_lightning_cli.py checks that a reused parser runs like a new one)."""
         key = (add_subcommands, self.command, repr(main_kwargs), repr(subparser_kwargs))
         if key not in self._parsers:
             super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)

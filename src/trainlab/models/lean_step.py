@@ -4,7 +4,7 @@ In manual optimization Lightning's `manual_backward` and `LightningOptimizer.ste
 a profiler and closures; for a small MLP that costs more than the step itself. When nothing listens to those
 hooks, a single device trains and no gradient scaler is in use, a lean step calls torch directly and keeps
 Lightning's step counter (trainer.global_step) with LightningOptimizer's two private hooks. Otherwise the
-public path runs. tests/test_model.py checks that both paths train bit for bit alike and that the private
+public path runs. tests/models/test_lean_step.py checks that both paths train bit for bit alike and that the private
 hooks still exist, so a Lightning release that changes them fails loudly there, not silently in a fit.
 """
 
