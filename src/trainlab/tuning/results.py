@@ -1,13 +1,15 @@
 """What a study leaves in its directory: leaderboard.csv, best_config.yaml, importances.json and plots/*.png."""
 
 import csv
+import hashlib
 import io
+import json
 import warnings
 from pathlib import Path
 
 import yaml
 
-from trainlab.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from trainlab.io import read_json_if_exists, write_bytes_atomic, write_json_atomic, write_text_atomic
 from trainlab.tuning.study import Search, fit_overrides
 
 STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
@@ -127,7 +129,29 @@ def write_results(study, search: Search) -> dict:
 
 
 def save_figures(study, search: Search, folder: Path, with_importances: bool) -> list[Path]:
-    """Optimisation history, parameter slices, importances and all trials' learning curves, as PNG."""
+    """Optimisation history, parameter slices, importances and all trials' learning curves, as PNG. Drawing
+    takes about a second: a rerun that finished no new trial (or a second worker ending the same study) finds
+    the figures of these very trials already drawn and leaves them."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
+    if not finished:
+        return []
+    source = figures_source(finished, search, with_importances)
+    record = folder / ".drawn-from"
+    try:
+        drawn = read_json_if_exists(record)
+    except (OSError, ValueError):  # damaged: draw again
+        drawn = None
+    if isinstance(drawn, dict) and drawn.get("source") == source:
+        files = [folder / name for name in drawn.get("files", [])]
+        if files and all(f.is_file() for f in files):
+            return files
+    files = draw_figures(finished, study, search, folder, with_importances)
+    write_json_atomic(record, {"source": source, "files": [f.name for f in files]})
+    return files
+
+
+def draw_figures(finished: list, study, search: Search, folder: Path, with_importances: bool) -> list[Path]:
+    """Draw the figures of the finished trials into folder; returns its PNG files."""
     import matplotlib
     import matplotlib.pyplot as plt
     import optuna
@@ -136,9 +160,6 @@ def save_figures(study, search: Search, folder: Path, with_importances: bool) ->
     from trainlab.reporting import figures
     from trainlab.reporting.report import read_curves, save_plots
 
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
-    if not finished:
-        return []
     plots = {}
     # Optuna's plots switch matplotlib's global style; rc_context puts it back afterwards.
     with warnings.catch_warnings(), matplotlib.rc_context():
@@ -170,3 +191,21 @@ def save_figures(study, search: Search, folder: Path, with_importances: bool) ->
     for name, data in pngs.items():
         write_bytes_atomic(folder / f"{name}.png", data)
     return sorted(folder.glob("*.png"))
+
+
+def figures_source(finished: list, search: Search, with_importances: bool) -> str:
+    """A digest of what the study's figures show: each finished trial's state, value, parameters, reported
+    epochs and run directory, the metric, and whether importances are drawn."""
+    shown = [
+        (
+            t.number,
+            t.state.name,
+            t.value,
+            sorted(t.params.items()),
+            len(t.intermediate_values),
+            t.user_attrs.get("run_dir"),
+        )
+        for t in finished
+    ]
+    text = json.dumps([search.metric, with_importances, shown], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
