@@ -56,8 +56,9 @@ def run_all(workers: int, function, jobs: list[tuple], on_result=None) -> list:
             except queue.Empty:
                 if any(p.is_alive() for p in processes):
                     continue
-                try:  # every worker has ended: what they sent last may still be on its way
-                    index, error, value = done.get(timeout=2.0)
+                try:  # every worker has ended: what they sent is in the pipe (a process flushes its queue as it
+                    # exits; a killed one's unsent results are lost), so this wait is only for reading it
+                    index, error, value = done.get(timeout=0.2)
                 except queue.Empty:
                     lost = [i for i in range(len(jobs)) if i not in results]
                     codes = sorted({p.exitcode for p in processes if p.exitcode != 0})
