@@ -2,10 +2,16 @@
 trained on a small CSV file (test_checkpoints.py, data/test_files.py). The helpers the tests import (run_cli,
 config, run_dirs, fork_trainlab, ...) are in tests/helpers.py."""
 
-# Lightning's log handler keeps the stderr of the moment it is imported: import it here, not first inside a
-# test whose captured stderr is closed when the test ends.
-import lightning.pytorch  # noqa: F401
 import pytest
+
+
+def pytest_configure(config):
+    """Import Lightning before any test: its log handler keeps the stderr of the moment it is imported, which
+    must not be a test's captured stderr (closed when that test ends). Not in pytest-xdist's controller, which
+    runs no test: there it would only cost a core 5 s while the workers start."""
+    controller = config.getoption("numprocesses", None) and not hasattr(config, "workerinput")
+    if not controller:
+        import lightning.pytorch  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
