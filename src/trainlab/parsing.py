@@ -7,7 +7,8 @@ that relies on jsonargparse's and Lightning's private config API for that; tests
 each shortcut with the full path and fails loudly when a new version changes what it relies on.
 """
 
-import yaml
+import json
+
 from jsonargparse import Namespace
 from jsonargparse._common import parser_context  # private: see the module docstring
 from jsonargparse._required import iter_required_keys  # private: see the module docstring
@@ -63,5 +64,6 @@ def model_and_data_sections(parser: TrainlabParser, config: Namespace) -> dict:
     for key in ("model", "data"):
         if config.get(prefix + key) is not None:
             part[prefix + key] = config[prefix + key]
-    dumped = yaml.safe_load(parser.dump(part, skip_link_targets=False, skip_none=False, format="yaml"))
+    # JSON, not Lightning's YAML round trip: the same plain values (the tests compare them), in a tenth of the time
+    dumped = json.loads(parser.dump(part, skip_link_targets=False, skip_none=False, format="json"))
     return dumped[subcommand] if subcommand else dumped
