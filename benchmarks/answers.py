@@ -49,6 +49,8 @@ COMMANDS = {
         "--data.init_args.test_fraction",
         "0.6",
     ],
+    "test without --ckpt_path": ["test", "-c", SEED],
+    "test --ckpt_path nowhere.ckpt": ["test", "-c", SEED, "--ckpt_path", "nowhere.ckpt"],
     "fit -c configs/seed.yaml (for scale)": ["fit", "-c", SEED, "--trainer.enable_progress_bar", "false"],
 }
 

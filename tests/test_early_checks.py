@@ -346,3 +346,31 @@ def test_a_file_without_the_named_columns_is_answered_from_its_header_before_lig
         [sys.executable, "-X", "importtime", "-c", code, "fit", "-c", "bad.yaml"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "no column 'hue'" in done.stderr and "lightning" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["test"], ["validate", "--ckpt_path", "null"], ["predict", "--ckpt_path", "last"], ["fit", "--ckpt_path=no.ckpt"]],
+)
+def test_a_missing_checkpoint_is_answered_before_lightning_is_imported_in_the_full_paths_words(args):
+    from trainlab.early_checks import check_early
+    from trainlab.errors import as_user_error
+    from trainlab.lightning_cli import run_lightning_cli
+
+    command = [args[0], "-c", config("seed"), *args[1:]]
+    early = check_early(command)
+    assert early is not None and early.startswith("--ckpt_path")
+    with pytest.raises(Exception) as full:  # the path that trainlab.fit() and the drivers take
+        run_lightning_cli(command)
+    assert str(as_user_error(full.value)) == early
+
+
+def test_the_early_check_takes_the_last_checkpoint_given_and_leaves_the_files_content_to_the_full_path(tmp_path):
+    from trainlab.early_checks import check_early
+
+    (tmp_path / "any.ckpt").write_bytes(b"not read here")
+    (tmp_path / "saved.yaml").write_text("ckpt_path: null\n")  # as a run's config.yaml records it
+    given = ["-c", config("seed"), "-c", str(tmp_path / "saved.yaml")]
+    assert check_early(["test", *given, "--ckpt_path", str(tmp_path / "any.ckpt")]) is None
+    assert check_early(["fit", *given]) is None
+    assert "required for predict" in check_early(["predict", "--ckpt_path", str(tmp_path / "any.ckpt"), *given])

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from trainlab.errors import UserError
+from trainlab.errors import UserError, no_checkpoint_file
 from trainlab.io import write_bytes_atomic
 
 
@@ -21,7 +21,7 @@ def check_checkpoint(path: str, model_keys: set[str]) -> dict:
     key = f"--ckpt_path={path!r}"
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"{key}: no such file; give the path of a .ckpt file")
+        raise UserError(no_checkpoint_file(path))
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file; any of them means unreadable

@@ -1,7 +1,8 @@
 """What a command's config files and arguments get wrong that can be found before Lightning is imported
 (the import takes seconds): a missing or unreadable config, an unknown section, an unknown key of trainlab's
 own model or data class or of Lightning's Trainer (read from their sources, not imported), a value that
-breaks a rule of trainlab.rules, a data file without the columns the config names (its header is read). The
+breaks a rule of trainlab.rules, a data file without the columns the config names (its header is read), an
+evaluation without --ckpt_path or a --ckpt_path that is no file. The
 full parser checks everything again; this only answers sooner, in the same words. What it cannot read surely
 (a class of the user's own, a value of another type than declared) it leaves to the full parser."""
 
@@ -67,7 +68,9 @@ def check_early(args: list[str]) -> str | None:
         problem = next(filter(None, (_joint_problem(f"{section}.init_args", j, values) for j in joints)), None)
         if problem is not None:
             return problem
-    return file_problem(given["data"]) if own["data"] == "FileDataModule" else None
+    if own["data"] == "FileDataModule" and (problem := file_problem(given["data"])) is not None:
+        return problem
+    return checkpoint_problem(args, configs)
 
 
 def _joint_problem(where: str, joint: rules.Joint, values: dict) -> str | None:
@@ -98,6 +101,32 @@ def file_problem(data: dict) -> str | None:
         check_columns(column_names(path), Path(path), target, wanted)
     except UserError as error:
         return str(error)
+    return None
+
+
+def checkpoint_problem(args: list[str], configs: dict[str, dict]) -> str | None:
+    """An evaluation without --ckpt_path, or a --ckpt_path that is no file, in the full path's words (the file's
+    content is checked there: reading it needs torch)."""
+    from trainlab.errors import checkpoint_required, no_checkpoint_file
+
+    path, given, i = None, False, 1
+    while i < len(args):  # the config files and arguments in order: the last value wins
+        name, after = config_at(args, i)
+        if name is not None:
+            if "ckpt_path" in configs[name]:
+                path, given = configs[name]["ckpt_path"], True
+            i = after
+            continue
+        key, has_value, value = args[i].partition("=")
+        if key == "--ckpt_path" and not has_value and i + 1 < len(args):
+            has_value, value, i = True, args[i + 1], i + 1
+        if key == "--ckpt_path" and has_value:
+            path, given = (None if value in ("null", "None", "") else value), True
+        i += 1
+    if path is None and args[0] in ("validate", "test", "predict"):
+        return checkpoint_required(args[0])
+    if given and isinstance(path, str) and not Path(path).is_file():
+        return no_checkpoint_file(path)
     return None
 
 

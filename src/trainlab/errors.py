@@ -52,6 +52,17 @@ def require(condition: bool, key: str, value, allowed: str) -> None:
         raise UserError(f"{key}={value!r} is not allowed: {allowed}")
 
 
+def checkpoint_required(command: str) -> str:
+    return (
+        f"--ckpt_path is required for {command}: the path of a trained model's .ckpt file "
+        "(for example lightning_logs/<name>/version_N/checkpoints/last.ckpt)"
+    )
+
+
+def no_checkpoint_file(path) -> str:
+    return f"--ckpt_path={path!r}: no such file; give the path of a .ckpt file"
+
+
 class TrainingFailed(Exception):
     """A fit that cannot go on (a non-finite loss). The CLI prints the message and exits with code 3."""
 

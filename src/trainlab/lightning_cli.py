@@ -38,7 +38,7 @@ from trainlab.checkpoints import LocalCheckpointIO, check_checkpoint, check_weig
 from trainlab.data import BundledDataModule, FileDataModule, SyntheticDataModule, TabularDataModule
 from trainlab.diagnosis import DoctorOptions
 from trainlab.early_checks import override_args
-from trainlab.errors import SECTION_CLASSES, UserError, as_user_error, require
+from trainlab.errors import SECTION_CLASSES, UserError, as_user_error, checkpoint_required, require
 from trainlab.models import MLPModule
 from trainlab.parsing import TrainlabParser, model_and_data_sections
 from trainlab.threads import CpuThreads
@@ -182,10 +182,7 @@ class TrainlabCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path is None and subcommand in ("validate", "test", "predict"):
-            raise UserError(
-                f"--ckpt_path is required for {subcommand}: the path of a trained model's .ckpt file "
-                "(for example lightning_logs/<name>/version_N/checkpoints/last.ckpt)"
-            )
+            raise UserError(checkpoint_required(subcommand))
         self.checkpoint = None
         if ckpt_path is not None:
             self.checkpoint = check_checkpoint(ckpt_path, set(inspect.signature(MLPModule.__init__).parameters))
