@@ -73,3 +73,15 @@ def test_the_recorded_hyperparameters_are_the_sections_lightning_records(name, o
     del cli.config_dump
     LightningCLI._dump_config(cli)  # Lightning's own: the whole config dumped
     assert model_and_data_sections(cli.parser, cli.config) == {key: cli.config_dump[key] for key in ("model", "data")}
+
+
+def test_config_yaml_is_written_as_pyyamls_own_emitter_writes_it():
+    import yaml
+    from jsonargparse._loaders_dumpers import dump_yaml_kwargs  # jsonargparse's settings, which trainlab keeps
+
+    from trainlab.parsing import YAML_DUMP
+
+    assert YAML_DUMP == dump_yaml_kwargs
+    cli = build_config(Path(config("multiclass")), {"model.init_args.population": [{"lr": 0.1}]}, "")
+    text = "".join(line for line in cli.parser.dump(cli.config).splitlines(True) if not line.startswith("#"))
+    assert text == yaml.safe_dump(yaml.safe_load(text), **dump_yaml_kwargs)  # (the header line is a comment)

@@ -9,10 +9,17 @@ each shortcut with the full path and fails loudly when a new version changes wha
 
 import json
 
-from jsonargparse import Namespace
+import yaml
+from jsonargparse import Namespace, set_dumper
 from jsonargparse._common import parser_context  # private: see the module docstring
 from jsonargparse._required import iter_required_keys  # private: see the module docstring
 from lightning.pytorch.cli import LightningArgumentParser
+
+# jsonargparse dumps YAML (config.yaml, --print_config) with PyYAML's pure-Python emitter; libyaml's writes the
+# same text (tests/test_parsing.py compares them) in two thirds of the time.
+YAML_DUMP = {"default_flow_style": False, "allow_unicode": True, "sort_keys": False}  # jsonargparse's settings
+if getattr(yaml, "CSafeDumper", None) is not None:
+    set_dumper("yaml", lambda data: yaml.dump(data, Dumper=yaml.CSafeDumper, **YAML_DUMP))
 
 
 class TrainlabParser(LightningArgumentParser):
