@@ -3,6 +3,7 @@ it, the shipped configs, run directories, and what runs leave behind."""
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from trainlab.cli import main
@@ -42,17 +43,28 @@ def fork_trainlab(*args: str, stdout: str | int = "out.log", stderr: str | None 
     starts at once where a new interpreter spends ~5 s importing Lightning (test_cli runs the console script
     itself). Its output goes to files in `cwd` (stderr None: with stdout) or to a pipe's file descriptor; its
     exit code is the command's. Wait for it with `exit_code`, so that no fork outlives its test."""
+    return in_fork(_forked, args, stdout, stderr, cwd)
+
+
+def in_fork(target, *args):
+    """target(*args) in a fork of this process, started."""
     import multiprocessing
 
-    process = multiprocessing.get_context("fork").Process(target=_forked, args=(args, stdout, stderr, cwd))
+    process = multiprocessing.get_context("fork").Process(target=target, args=args)
     process.start()
     return process
 
 
 def _forked(args, stdout, stderr, cwd) -> None:
+    redirect_output(stdout, stderr, cwd)
+    sys.exit(run_cli(*args))
+
+
+def redirect_output(stdout: str | int, stderr: str | int | None, cwd: str | None = None) -> None:
+    """In a fork: its output to files (in `cwd`) or file descriptors (stderr None: with stdout), and torch
+    ready to run there."""
     import logging
     import os
-    import sys
 
     import torch
 
@@ -67,7 +79,6 @@ def _forked(args, stdout, stderr, cwd) -> None:
             if type(handler) is logging.StreamHandler:
                 handler.setStream(sys.stderr)
     torch.set_num_threads(1)  # GNU OpenMP hangs in a fork whose parent used its thread pool
-    sys.exit(run_cli(*args))
 
 
 def exit_code(process, timeout: float = 300) -> int | None:
