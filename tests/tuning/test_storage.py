@@ -22,7 +22,7 @@ import yaml
 
 from tests.helpers import config, fork_trainlab, run_cli
 from tests.tuning.helpers import SMALL, STUDY, leaderboard, tune_config
-from trainlab.tuning.study import HOST
+from trainlab.tuning.recovery import HOST
 
 
 @pytest.mark.slow

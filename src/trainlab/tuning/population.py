@@ -19,18 +19,9 @@ from lightning.pytorch.callbacks import Callback
 
 from trainlab.models.module import MEMBER_SETTINGS
 from trainlab.tuning.config import TuneConfig
-from trainlab.tuning.study import (
-    QUIET,
-    Search,
-    claim,
-    finished,
-    fit_overrides,
-    objective,
-    open_study,
-    retry_dead_trials,
-    suggest,
-    trial_dir,
-)
+from trainlab.tuning.objective import QUIET, finished, objective, suggest
+from trainlab.tuning.recovery import claim, retry_dead_trials
+from trainlab.tuning.study import Search, fit_overrides, open_study, trial_dir
 
 PACKABLE = {f"model.init_args.{name}": name for name in MEMBER_SETTINGS}  # config key -> population key
 
@@ -85,7 +76,7 @@ def ask_population(study, search: Search) -> list[tuple]:
             break  # every point is taken: asking now would only make a spare trial
         trial = study.ask()
         if grid and "grid_point" not in trial.user_attrs:
-            trial.set_user_attr("spare", True)  # another worker took the last point (see study.GridTaken)
+            trial.set_user_attr("spare", True)  # another worker took the last point (see objective.GridTaken)
             study.tell(trial, state=TrialState.FAIL)
             break
         claim(trial)
@@ -147,7 +138,7 @@ class PopulationFit(Callback):
             "trainer.logger.init_args.name": "packs",
             "trainer.logger.init_args.version": f"pack_{self.trials[0].number:04d}",
         }
-        if config.cv:  # the folds of study._cross_validated as slots; nested CV's outer fold stays outside them
+        if config.cv:  # the folds of objective._cross_validated as slots; nested CV's outer fold stays outside them
             outer = list(overrides.get("data.init_args.folds") or [])
             stratify = self.search.task != "regression"
             folds = [

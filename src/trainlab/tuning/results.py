@@ -29,7 +29,7 @@ def leaderboard(study, search: Search) -> list[dict]:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get("spare"):
-            continue  # a grid worker's empty-handed try (see study.GridTaken)
+            continue  # a grid worker's empty-handed try (see objective.GridTaken)
         state = trial.state.name
         value = trial.value if state == "COMPLETE" else None
         row = {"trial": trial.number, "state": state, search.metric: value}

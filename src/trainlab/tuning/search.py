@@ -72,7 +72,7 @@ def quiet_trials() -> None:
 def run_workers(search, on_trial=None) -> None:
     """The study's trials in this process, or in --workers long-lived processes (see trainlab.workers)."""
     from trainlab import workers
-    from trainlab.tuning.study import work
+    from trainlab.tuning.objective import work
 
     count = search.config.workers
     if count == 1:
