@@ -1,13 +1,6 @@
-from trainlab.callbacks.outputs import (
-    BestCheckpoint,
-    DiscardOnBadInput,
-    EarlyStopNotice,
-    EpochSummary,
-    LastCheckpoint,
-    MetricsWriter,
-    PredictionsWriter,
-    SaveOnInterrupt,
-)
+from trainlab.callbacks.checkpointing import BestCheckpoint, LastCheckpoint, SaveOnInterrupt
+from trainlab.callbacks.console import EarlyStopNotice, EpochSummary
+from trainlab.callbacks.outputs import DiscardOnBadInput, MetricsWriter, PredictionsWriter
 from trainlab.callbacks.progress import EpochProgressBar
 
 __all__ = [

@@ -6,7 +6,8 @@ import lightning.pytorch as pl
 import torch
 
 from trainlab import tasks
-from trainlab.callbacks.outputs import console_print, run_dir
+from trainlab.callbacks.console import console_print
+from trainlab.callbacks.outputs import run_dir
 from trainlab.diagnosis import IMBALANCE_RATIO, DoctorOptions, History, diagnose
 from trainlab.errors import TrainingFailed, TrainlabWarning
 from trainlab.io import write_json_atomic
