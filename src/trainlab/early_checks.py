@@ -2,9 +2,9 @@
 (the import takes seconds): a missing or unreadable config, an unknown section, an unknown key of trainlab's
 own model or data class or of Lightning's Trainer (read from their sources, not imported), a value that
 breaks a rule of trainlab.rules, a data file without the columns the config names (its header is read), an
-evaluation without --ckpt_path or a --ckpt_path that is no file. The
-full parser checks everything again; this only answers sooner, in the same words. What it cannot read surely
-(a class of the user's own, a value of another type than declared) it leaves to the full parser."""
+evaluation without --ckpt_path, a --ckpt_path that names no file. The full parser checks everything again;
+this only answers sooner, in the same words. What it cannot read surely (a class of the user's own, a value
+of another type than declared) it leaves to the full parser."""
 
 import ast
 import difflib
