@@ -78,8 +78,9 @@ def loss_of_scores(task: str, criterion: nn.Module, scores: torch.Tensor, y: tor
     return criterion(scores, y)
 
 
-def make_metrics(task: str, num_classes: int | None, **options):
-    """One MetricCollection for a task; clone it with a prefix per stage. `options` go to every metric."""
+def make_metrics(task: str, num_classes: int | None, prefix: str | None = None, **options):
+    """One MetricCollection for a task, its keys prefixed with `prefix` (a stage: "val/"); `options` go to every
+    metric. (A new one costs less than torchmetrics' clone, a deep copy.)"""
     import torchmetrics as tm
     from torchmetrics import classification as c
     from torchmetrics import regression as r
@@ -113,7 +114,7 @@ def make_metrics(task: str, num_classes: int | None, **options):
             "mae": r.MeanAbsoluteError(**options),
             "r2": r.R2Score(**options),
         }
-    return tm.MetricCollection(metrics)
+    return tm.MetricCollection(metrics, prefix=prefix)
 
 
 def loss_inputs(task: str, logits: torch.Tensor) -> torch.Tensor:

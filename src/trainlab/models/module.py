@@ -168,9 +168,11 @@ class MLPModule(pl.LightningModule):
         self.diverged: dict[int, str] = {}  # population units stopped by a non-finite loss: why
         # One collection per stage; torchmetrics keeps their states apart. Every rank evaluates the whole
         # split (see TabularDataModule._eval_loader), so nothing needs synchronising across ranks.
-        metrics = tasks.make_metrics(task, num_classes, sync_on_compute=False)
-        self.metrics = torch.nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
-        self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in ("val", "test")})
+        stages = ("val", "test")
+        self.metrics = torch.nn.ModuleDict(
+            {s: tasks.make_metrics(task, num_classes, prefix=f"{s}/", sync_on_compute=False) for s in stages}
+        )
+        self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in stages})
         # The split Lightning's validation loop evaluates every epoch, and the name its numbers are logged under:
         # "val", or "test" when the data has no validation split (see name_held_out).
         self.held_out = "val"
@@ -437,8 +439,9 @@ class MLPModule(pl.LightningModule):
         if split == self.held_out:
             return
         self.held_out = split
-        metrics = tasks.make_metrics(self.task, self.hparams.num_classes, sync_on_compute=False)
-        self.metrics["val"] = metrics.clone(prefix=f"{split}/")
+        self.metrics["val"] = tasks.make_metrics(
+            self.task, self.hparams.num_classes, prefix=f"{split}/", sync_on_compute=False
+        )
         if self.slot_evaluation is not None:
             self.slot_evaluation.name_held_out(split)
         self.log_val_metrics(self.val_metrics_every, self._always)

@@ -29,8 +29,8 @@ class SlotEvaluation:
         self.configure()
 
     def _collections(self, prefix: str) -> list:
-        metrics = tasks.make_metrics(self.task, self.num_classes, sync_on_compute=False)
-        return [metrics.clone(prefix=f"{prefix}/") for _ in range(self.slots)]
+        options = {"prefix": f"{prefix}/", "sync_on_compute": False}
+        return [tasks.make_metrics(self.task, self.num_classes, **options) for _ in range(self.slots)]
 
     def name_held_out(self, split: str) -> None:
         """Name the per-epoch evaluation's values after `split` ("test" when there is no validation split)."""
