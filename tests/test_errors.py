@@ -53,6 +53,7 @@ def _on_a_full_disk(run_dir: str, config_file: str, stderr: int) -> None:
 
     redirect_output(os.devnull, stderr)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    sys.dont_write_bytecode = True  # a module first imported here would leave a .pyc the limit cut short
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
     for args in (["report", run_dir], ["fit", "-c", config_file, "--trainer.max_epochs", "2"]):
         code = run_cli(*args)
