@@ -78,9 +78,10 @@ def loss_of_scores(task: str, criterion: nn.Module, scores: torch.Tensor, y: tor
     return criterion(scores, y)
 
 
-def make_metrics(task: str, num_classes: int | None, prefix: str | None = None, **options):
-    """One MetricCollection for a task, its keys prefixed with `prefix` (a stage: "val/"); `options` go to every
-    metric. (A new one costs less than torchmetrics' clone, a deep copy.)"""
+def make_metrics(task: str, num_classes: int | None, prefix: str | None = None, names=None, **options):
+    """One MetricCollection for a task, its keys prefixed with `prefix` (a stage: "val/"): every metric of the
+    task, or those in `names`; `options` go to every metric. (A new one costs less than torchmetrics' clone, a
+    deep copy.)"""
     import torchmetrics as tm
     from torchmetrics import classification as c
     from torchmetrics import regression as r
@@ -91,30 +92,31 @@ def make_metrics(task: str, num_classes: int | None, prefix: str | None = None, 
         # and host synchronisations) would only cost time.
         options = {"validate_args": False, **options}
     if task == "binary":
-        metrics = {
-            "accuracy": c.BinaryAccuracy(**options),
-            "precision": c.BinaryPrecision(**options),
-            "recall": c.BinaryRecall(**options),
-            "f1": c.BinaryF1Score(**options),
-            "auroc": c.BinaryAUROC(**options),
+        makers = {
+            "accuracy": lambda: c.BinaryAccuracy(**options),
+            "precision": lambda: c.BinaryPrecision(**options),
+            "recall": lambda: c.BinaryRecall(**options),
+            "f1": lambda: c.BinaryF1Score(**options),
+            "auroc": lambda: c.BinaryAUROC(**options),
         }
     elif task == "multiclass":
         k = num_classes
-        metrics = {
-            "accuracy": c.MulticlassAccuracy(k, average="micro", **options),
-            "precision": c.MulticlassPrecision(k, average="macro", **options),
-            "recall": c.MulticlassRecall(k, average="macro", **options),
-            "f1": c.MulticlassF1Score(k, average="macro", **options),
-            "auroc": c.MulticlassAUROC(k, average="macro", **options),
+        makers = {
+            "accuracy": lambda: c.MulticlassAccuracy(k, average="micro", **options),
+            "precision": lambda: c.MulticlassPrecision(k, average="macro", **options),
+            "recall": lambda: c.MulticlassRecall(k, average="macro", **options),
+            "f1": lambda: c.MulticlassF1Score(k, average="macro", **options),
+            "auroc": lambda: c.MulticlassAUROC(k, average="macro", **options),
         }
     else:
-        metrics = {
-            "mse": r.MeanSquaredError(**options),
-            "rmse": r.MeanSquaredError(squared=False, **options),
-            "mae": r.MeanAbsoluteError(**options),
-            "r2": r.R2Score(**options),
+        makers = {
+            "mse": lambda: r.MeanSquaredError(**options),
+            "rmse": lambda: r.MeanSquaredError(squared=False, **options),
+            "mae": lambda: r.MeanAbsoluteError(**options),
+            "r2": lambda: r.R2Score(**options),
         }
-    return tm.MetricCollection(metrics, prefix=prefix)
+    chosen = makers if names is None else {name: makers[name] for name in names}
+    return tm.MetricCollection({name: make() for name, make in chosen.items()}, prefix=prefix)
 
 
 def loss_inputs(task: str, logits: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,7 @@ def members_spread(task: str, num_classes: int | None, member_scores: torch.Tens
     target = y.long() if task != "regression" else y
     values = []
     for scores in member_scores:
-        metric = tasks.make_metrics(task, num_classes)[name].to(scores.device)
+        metric = tasks.make_metrics(task, num_classes, names=[name])[name].to(scores.device)
         values.append(float(metric(scores, target)))
     low, high, mean = min(values), max(values), sum(values) / len(values)
     return f"{len(values)} members; each alone: test {name} min {low:.4f}, mean {mean:.4f}, max {high:.4f}"

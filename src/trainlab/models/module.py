@@ -6,10 +6,10 @@ from collections.abc import Iterable
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
-from torchmetrics import MeanMetric, MetricCollection
 
 from trainlab import rules, tasks
 from trainlab.errors import TrainingFailed, require
+from trainlab.models.evaluation import Evaluation
 from trainlab.models.lean_step import StepPath, can_be_lean
 from trainlab.models.mlp import ACTIVATIONS
 from trainlab.models.optim import ALGORITHMS as OPTIMIZERS
@@ -164,15 +164,10 @@ class MLPModule(pl.LightningModule):
         )
         self.criterion = tasks.make_loss(loss)
         self.member_criterion = tasks.make_loss(loss, reduction="none")
-        self.slot_evaluation = SlotEvaluation(self) if self.units > 1 else None
+        # One unit is evaluated as one model (its values logged through Lightning); several units each on
+        # their own (trainlab.models.slots).
+        self.evaluation = Evaluation(task, num_classes) if self.units == 1 else SlotEvaluation(self)
         self.diverged: dict[int, str] = {}  # population units stopped by a non-finite loss: why
-        # One collection per stage; torchmetrics keeps their states apart. Every rank evaluates the whole
-        # split (see TabularDataModule._eval_loader), so nothing needs synchronising across ranks.
-        stages = ("val", "test")
-        self.metrics = torch.nn.ModuleDict(
-            {s: tasks.make_metrics(task, num_classes, prefix=f"{s}/", sync_on_compute=False) for s in stages}
-        )
-        self.losses = torch.nn.ModuleDict({s: MeanMetric(sync_on_compute=False) for s in stages})
         # The split Lightning's validation loop evaluates every epoch, and the name its numbers are logged under:
         # "val", or "test" when the data has no validation split (see name_held_out).
         self.held_out = "val"
@@ -183,6 +178,11 @@ class MLPModule(pl.LightningModule):
     @property
     def members(self) -> int:
         return len(self.member_seeds)
+
+    @property
+    def slot_evaluation(self) -> SlotEvaluation | None:
+        """The per-unit evaluation of a pack of several units; None for one unit."""
+        return self.evaluation if self.units > 1 else None
 
     def member_settings(self, name: str) -> list:
         """Each member's value of one of MEMBER_SETTINGS: its trial's (population), else the module's own."""
@@ -423,28 +423,13 @@ class MLPModule(pl.LightningModule):
         for scheduler in self._schedulers(plateau=False):
             scheduler.step()
 
-    def _evaluate(self, batch, stage: str):
-        if self.slot_evaluation is not None:
-            return self.slot_evaluation.update(self, batch, stage)
-        # Only accumulate here; the epoch's values are computed and logged once, at the epoch's end.
-        loss, scores, y = self.model_step(batch)
-        self.losses[stage].update(loss.detach(), weight=len(y))
-        target = y.long() if self.task != "regression" else y
-        self._metrics(stage).update(scores, target)
-
     def name_held_out(self, split: str) -> None:
         """Log the per-epoch evaluation under the name of the split it runs on: `split` is "val", or "test"
         when the data has no validation split (the chapter's setup: the test set evaluated every epoch), so
         that no curve, summary or diagnosis calls the test split "val"."""
-        if split == self.held_out:
-            return
-        self.held_out = split
-        self.metrics["val"] = tasks.make_metrics(
-            self.task, self.hparams.num_classes, prefix=f"{split}/", sync_on_compute=False
-        )
-        if self.slot_evaluation is not None:
-            self.slot_evaluation.name_held_out(split)
-        self.log_val_metrics(self.val_metrics_every, self._always)
+        if split != self.held_out:
+            self.held_out = split
+            self.evaluation.name_held_out(split)
 
     def log_val_metrics(self, every: int = 1, always: Iterable[str] = ()) -> None:
         """Log the full set of held-out metrics every `every` epochs only; the held-out loss, the headline
@@ -455,32 +440,25 @@ class MLPModule(pl.LightningModule):
         the full set of metrics about 0.3 ms more than the essentials alone: on small data, where an epoch takes a few
         milliseconds, a thin epoch is a large saving."""
         self.val_metrics_every, self._always = every, list(always)
-        self.val_metrics_always = {f"{self.held_out}/{tasks.HEADLINE[self.task]}", *always}
-        essentials = {k: m.clone() for k, m in self.metrics["val"].items() if k in self.val_metrics_always}
-        self.val_essentials = MetricCollection(essentials)  # what a thin epoch updates and logs
-        self.val_essentials.reset()
 
-    def _thin_val_epoch(self) -> bool:
+    @property
+    def val_metrics_always(self) -> set[str]:
+        """The held-out metrics logged every epoch (see log_val_metrics)."""
+        return {f"{self.held_out}/{tasks.HEADLINE[self.task]}", *self._always}
+
+    def thin_val_epoch(self) -> bool:
         """Whether this validation logs only the essentials (see log_val_metrics): within fit, not last."""
         trainer, epoch = self.trainer, self.current_epoch + 1
         return trainer.state.fn == "fit" and epoch % self.val_metrics_every != 0 and epoch != trainer.max_epochs
 
-    def _metrics(self, stage: str) -> MetricCollection:
-        return self.val_essentials if stage == "val" and self._thin_val_epoch() else self.metrics[stage]
-
     def _log_epoch(self, stage: str) -> dict:
-        if self.slot_evaluation is not None:
-            return self.slot_evaluation.end_epoch(stage, self)
-        metrics = self._metrics(stage)
-        name = self.held_out if stage == "val" else stage
-        values = {f"{name}/loss": self.losses[stage].compute(), **metrics.compute()}
+        """The epoch's values, logged through Lightning (several units return none: each keeps its own)."""
+        values = self.evaluation.end_epoch(stage, self)
         self.log_dict(values)
-        self.losses[stage].reset()
-        metrics.reset()
         return values
 
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, "val")
+        self.evaluation.update(self, batch, "val")
 
     def on_validation_epoch_end(self):
         values = self._log_epoch("val")
@@ -489,7 +467,7 @@ class MLPModule(pl.LightningModule):
                 scheduler.step(values["val/loss"])  # plateau needs a validation split (refused without one)
 
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, "test")
+        self.evaluation.update(self, batch, "test")
 
     def on_test_epoch_end(self):
         self._log_epoch("test")

@@ -91,7 +91,7 @@ class SlotEvaluation:
         """Per slot, this epoch's held-out metrics: all of them, or in a thin validation epoch only the
         essentials (the headline metric and the monitored one, as MLPModule.log_val_metrics says)."""
         names = tasks.METRIC_NAMES[self.task]
-        if module._thin_val_epoch():
+        if module.thin_val_epoch():
             names = [name for name in names if f"{self.held_out}/{name}" in module.val_metrics_always]
         scores, y, real = (torch.cat(parts, dim=1) for parts in zip(*self._held, strict=True))
         values = unit_metrics(self.task, scores, y, real, names, self.num_classes)
