@@ -23,6 +23,7 @@ LAYERS = [
         "trainlab.checkpoints",
         "trainlab.workers",
         "trainlab.threads",
+        "trainlab.callback_factories",
     ],
     ["trainlab.callbacks", "trainlab.reporting"],  # (trainlab.reporting.command is a driver, below)
     ["trainlab.parsing", "trainlab.lightning_cli"],  # the config -> data, module, Trainer

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-from trainlab import tasks
+from trainlab import callback_factories, tasks
 from trainlab.callbacks import EpochSummary
 from trainlab.callbacks.doctor import TrainingDoctor
 from trainlab.data.arrays import ArrayDataModule
@@ -130,6 +130,7 @@ def fit_arrays(
         from lightning.pytorch.loggers import TensorBoardLogger
 
         logger = TensorBoardLogger(log_dir, name="trainlab", default_hp_metric=False)
+    callback_factories.install()  # third-party callbacks looked up once per process, not per fit
     with _quiet(verbose):
         trainer = pl.Trainer(
             accelerator=accelerator,

@@ -19,7 +19,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from trainlab import rules, tasks
+from trainlab import callback_factories, rules, tasks
 from trainlab.callbacks import (
     BestCheckpoint,
     DiscardOnBadInput,
@@ -121,6 +121,7 @@ class TrainlabCLI(LightningCLI):
         exact = {"allow_abbrev": False}
         per_command = dict.fromkeys(self.subcommands(), exact)
         kwargs["parser_kwargs"] = {**exact, **kwargs.get("parser_kwargs", {}), **per_command}
+        callback_factories.install()  # third-party callbacks looked up once per process, not per Trainer
         super().__init__(
             parser_class=TrainlabParser,
             model_class=MLPModule,
