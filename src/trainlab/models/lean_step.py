@@ -1,4 +1,4 @@
-"""The optimizer step of MLPModule's training loop: the one place trainlab uses Lightning's private API.
+"""The optimizer step of MLPModule's training loop: the one place training uses Lightning's private API.
 
 In manual optimization Lightning's `manual_backward` and `LightningOptimizer.step` wrap every step in hooks,
 a profiler and closures; for a small MLP that costs more than the step itself. When nothing listens to those

@@ -8,7 +8,8 @@ import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from trainlab import rules, tasks
-from trainlab.errors import TrainingFailed, require
+from trainlab.errors import require
+from trainlab.models import divergence
 from trainlab.models.evaluation import Evaluation
 from trainlab.models.lean_step import StepPath, can_be_lean
 from trainlab.models.mlp import ACTIVATIONS
@@ -248,10 +249,10 @@ class MLPModule(pl.LightningModule):
                 losses = torch.zeros(self.members, dtype=running.dtype, device=running.device)
                 losses = losses.index_copy(0, moving, running)
             objective = losses.sum()  # each member's gradient is its own loss's
-            if not self._finite_everywhere(objective):  # checked before the step, so a bad one is never taken
+            if not divergence.finite_everywhere(self, objective):  # checked before the step: a bad one is never taken
                 if self.hparams.population is None:
-                    self._fail_non_finite(losses, optimizer, epoch["last"])
-                losses = self._stop_diverged(losses)
+                    divergence.fail(self, losses, optimizer, epoch["last"])
+                losses = divergence.stop_units(self, losses)
                 objective = losses.sum()
             steps.zero_grad(optimizer)
             if self._l1 is not None:
@@ -315,54 +316,6 @@ class MLPModule(pl.LightningModule):
             self.frozen = torch.tensor(checkpoint["frozen"], dtype=torch.bool)
         if self.slot_evaluation is not None and "slots" in checkpoint:
             self.slot_evaluation.load_state_dict(checkpoint["slots"])
-
-    def _finite_everywhere(self, total: torch.Tensor) -> bool:
-        """Whether every member's loss is finite on every rank (so that all ranks stop together). On the CPU
-        this costs nothing; on a GPU it is one host synchronisation per step."""
-        finite = math.isfinite(total.item())  # the members' summed loss: finite if each one is
-        if not self._steps.lean and self.trainer.world_size > 1:  # a lean step runs on one device only
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
-        return finite
-
-    def _stop_diverged(self, losses: torch.Tensor) -> torch.Tensor:
-        """In a population a non-finite loss ends its unit only (a bad setting of one trial): the unit is
-        frozen before the step it would take, the others go on. Returns the losses with its rows zeroed."""
-        bad = ~torch.isfinite(losses)
-        for member in bad.nonzero().flatten().tolist():
-            unit = self.member_units[member]
-            if unit not in self.diverged:
-                self.diverged[unit] = (
-                    f"the training loss became {losses[member].item()} at epoch {self.current_epoch + 1}, "
-                    f"step {self.trainer.global_step + 1}"
-                )
-                self.slot_evaluation.stop(self, [unit], self.current_epoch)
-        self._any_frozen = True
-        return torch.where(bad, torch.zeros_like(losses), losses)
-
-    def _fail_non_finite(self, losses: torch.Tensor, optimizer, last_loss: torch.Tensor | None) -> None:
-        """Stop the fit before the step a non-finite loss would take; the weights stay the last finite ones."""
-        trainer = self.trainer
-        member = int((~torch.isfinite(losses)).nonzero()[0])
-        lr_now, lr = optimizer.param_groups[0]["lr"] * self.hparams.lr, self.hparams.lr
-        value = losses[member].item()
-        last = float(last_loss[member]) if last_loss is not None else None
-        report = {
-            "loss": value,
-            "epoch": self.current_epoch + 1,
-            "step": trainer.global_step + 1,
-            "last_finite_loss": last,
-            "lr": lr_now,
-        }
-        rate = f"{lr_now:g}" if lr_now == lr else f"{lr_now:g} now, {lr:g} configured"
-        who = f" of member {member} (slot {self.member_slots[member]})" if self.members > 1 else ""
-        raise TrainingFailed(
-            f"the training loss{who} became {value} at epoch {report['epoch']}, step {report['step']} (the last "
-            f"finite loss was {last}); the learning rate ({rate}) is likely too high for this model: try "
-            f"{self.key}.lr={lr / 10:g} and {self.key}.gradient_clip_val=1.0. The weights were not updated with "
-            "it: checkpoints/last.ckpt, if the run wrote one, holds a good epoch (at most "
-            "run.last_checkpoint_every seconds of training before this one)",
-            report,
-        )
 
     def on_train_start(self):
         trainer = self.trainer
