@@ -13,6 +13,7 @@ import optuna
 import yaml
 
 from tests.helpers import config, fork_trainlab
+from trainlab.tuning.storage import JournalLock
 
 STUDY = Path("lightning_logs/tune")
 SMALL = {"trainer.max_epochs": 8, "data.init_args.val_fraction": 0.2, "run.test_ckpt": "best"}
@@ -39,8 +40,9 @@ def leaderboard(name: str) -> list[dict]:
 
 
 def load_study(name: str):
+    lock = JournalLock(STUDY / name / "study.lock")
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(STUDY / name / "study.journal"))
+        optuna.storages.journal.JournalFileBackend(str(STUDY / name / "study.journal"), lock_obj=lock)
     )
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -54,10 +56,10 @@ def kill_mid_study(process: multiprocessing.Process, name: str, target) -> list:
     """SIGKILL the process `target(trials)` names (a pid, or None while the study is not there yet), once it
     does: frozen first (SIGSTOP) and the study read again, so that the kill lands in the state that was seen
     (the trial that was running is still running) however fast the trials are. Returns that state's trials.
-    Not while the journal's lock is taken: a killed holder's lock would stall the others for Optuna's grace
-    period (30 s) and the next run for trainlab's (10 s)."""
+    Not in the middle of an append to the journal (while it holds the journal's lock): the torn record would
+    break the other workers' reads until the next run drops it (tests/tuning/test_storage.py)."""
     journal = STUDY / name / "study.journal"
-    lock = journal.with_name("study.journal.lock")
+    lock = JournalLock(journal.with_name("study.lock"))
     deadline = time.monotonic() + 120
     frozen = None
     try:
@@ -74,7 +76,8 @@ def kill_mid_study(process: multiprocessing.Process, name: str, target) -> list:
                     continue
                 frozen = pid
                 trials = load_study(name).trials
-                if target(trials) == pid and not os.path.lexists(lock):
+                if target(trials) == pid and lock.acquire(blocking=False):  # frozen: it cannot take it now
+                    lock.release()
                     os.kill(pid, signal.SIGKILL)
                     return trials
                 os.kill(pid, signal.SIGCONT)

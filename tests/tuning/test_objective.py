@@ -54,7 +54,6 @@ def test_a_grid_worker_that_finds_no_point_left_takes_none():
 
 @pytest.mark.slow
 def test_cv_inside_tuning_scores_each_trial_by_its_mean_over_folds():
-    import optuna
 
     body = {
         "sampler": "grid",  # lr 0.1 first, then the hopeless 1e-5: worse after its first fold than the first trial
@@ -66,10 +65,7 @@ def test_cv_inside_tuning_scores_each_trial_by_its_mean_over_folds():
         "space": {"model.init_args.lr": [0.1, 1.0e-5]},
     }
     assert run_cli("tune", "-c", tune_yaml("cvtune", body)) == 0
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend("lightning_logs/tune/cvtune/study.journal")
-    )
-    trials = optuna.load_study(study_name="cvtune", storage=storage).trials
+    trials = load_study("cvtune").trials
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     for trial in complete:

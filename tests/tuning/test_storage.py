@@ -9,6 +9,7 @@ import itertools
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -208,3 +209,38 @@ def test_several_processes_creating_the_schema_at_the_same_instant_all_succeed(p
         process.join(timeout=120)
         assert process.exitcode == 0, "a process failed or hung: a failure's traceback is in the captured stderr"
     assert optuna.get_all_study_names(postgres_url) == []  # the schema is there and readable
+
+
+def _hold_the_lock(path, ready: int) -> None:
+    """In a fork: take the journal's lock, say so, and keep it until killed."""
+    from trainlab.tuning.storage import JournalLock
+
+    JournalLock(path).acquire()
+    os.write(ready, b"x")
+    time.sleep(600)
+
+
+def test_the_journal_lock_keeps_other_processes_out_and_is_free_as_soon_as_its_holder_is_killed(tmp_path):
+    """A worker killed while it appends to the journal leaves no lock behind (the kernel releases an flock):
+    the others go on at once, where Optuna's file lock waits 30 s for it."""
+    from trainlab.tuning.storage import JournalLock
+
+    path = tmp_path / "study.lock"
+    ready, said = os.pipe()
+    holder = multiprocessing.get_context("fork").Process(target=_hold_the_lock, args=(path, said))
+    holder.start()
+    try:
+        assert os.read(ready, 1) == b"x"
+        lock = JournalLock(path)
+        assert lock.acquire(blocking=False) is False  # held by the other process
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join()
+        assert lock.acquire(blocking=False) is True  # its holder is gone: free, with nothing to wait out
+        assert JournalLock(path).acquire(blocking=False) is False  # one holder at a time, within a process too
+        lock.release()
+        another = JournalLock(path)
+        assert another.acquire(blocking=False) is True
+        another.release()
+    finally:
+        holder.kill()
+        holder.join()

@@ -1,13 +1,15 @@
 """Where a study lives: a journal file in the study directory (parallel workers on one machine), or an
 Optuna RDB URL (PostgreSQL across machines).
 
-Two hazards are handled here. A writer killed in the middle of a journal line leaves a torn record that
-would make the next append unreadable and the study unusable: it is dropped before the study is opened
-(with a warning naming the file). Several processes using a new database at the same instant race to
+Three hazards are handled here. A writer killed while it held the journal's lock must not stall the others:
+the lock is an flock, which the kernel releases when its holder exits (Optuna's own locks are files that
+outlive a killed holder, waited out for 30 s). A writer killed in the middle of a journal line leaves a torn
+record that would make the next append unreadable and the study unusable: it is dropped before the study is
+opened (with a warning naming the file). Several processes using a new database at the same instant race to
 create Optuna's schema (PostgreSQL: "duplicate key ... pg_type_typname_nsp_index"): the loser retries.
 """
 
-import contextlib
+import fcntl
 import os
 import random
 import time
@@ -26,9 +28,7 @@ def open_storage(config):
     if config.storage is None:
         config.study_dir.mkdir(parents=True, exist_ok=True)
         path = config.study_dir / "study.journal"
-        drop_stale_lock(path)
-        # an absolute path: Optuna's lock is a symlink to it, and its grace period stats that link's target
-        lock = optuna.storages.journal.JournalFileSymlinkLock(str(path.absolute()))
+        lock = JournalLock(config.study_dir / "study.lock")
         dropped = repair_journal(path, lock)
         if dropped:
             warnings.warn(f"{path}: dropped {dropped} torn record(s) left by a killed writer", TrainlabWarning, 2)
@@ -61,25 +61,34 @@ def _rdb(url: str):
         )
 
 
-STALE_LOCK_SECONDS = 10.0  # a writer holds the journal's lock for milliseconds
+class JournalLock:
+    """The journal's lock (Optuna's lock interface: acquire, release): an exclusive flock on `path`, a file
+    next to the journal that is never removed or replaced, so that every process locks the same file. Held
+    for the milliseconds of an append; released by the kernel when its holder exits, however it ends. On one
+    machine, or on NFS with locking."""
 
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
 
-def drop_stale_lock(path: Path) -> None:
-    """Remove the journal's lock left by a writer killed while it held it: a lock older than
-    STALE_LOCK_SECONDS (a younger one is waited for). An earlier version's relative link pointed nowhere,
-    which made Optuna's own staleness check spin forever."""
-    lock = path.with_name(path.name + ".lock")
-    while True:
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock, waiting for it (or, not `blocking`, False at once when another holds it)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            age = time.time() - os.lstat(lock).st_mtime
-        except FileNotFoundError:
-            return
-        if age > STALE_LOCK_SECONDS:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock)
-                warnings.warn(f"{lock}: removed a lock left by a killed writer", TrainlabWarning, 3)
-            return
-        time.sleep(0.1)
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
 
 
 def repair_journal(path: Path, lock) -> int:
