@@ -85,3 +85,36 @@ def test_config_yaml_is_written_as_pyyamls_own_emitter_writes_it():
     cli = build_config(Path(config("multiclass")), {"model.init_args.population": [{"lr": 0.1}]}, "")
     text = "".join(line for line in cli.parser.dump(cli.config).splitlines(True) if not line.startswith("#"))
     assert text == yaml.safe_dump(yaml.safe_load(text), **dump_yaml_kwargs)  # (the header line is a comment)
+
+
+def test_the_defaults_worked_out_once_are_jsonargparses_own_handed_out_as_copies():
+    from jsonargparse._common import parser_context
+
+    from trainlab.lightning_cli import TrainlabCLI
+
+    config_parser = build_config(Path(config("regression")), {}, "").parser
+    with pytest.raises(ArgumentError):
+        run_lightning_cli(["validate"])  # a command's parser and its subcommand's (no model, no data: refused)
+    built = TrainlabCLI._parsers.values()
+    parsers = [parser for parser, _ in built]
+    parsers += [sub for _, kept in built for sub in kept.get("_subcommand_parsers", {}).values()]
+    assert len(parsers) >= 3
+    for parser in parsers:
+        for lenient in (False, True):
+            with parser_context(lenient_check=lenient):
+                own = LightningArgumentParser.get_defaults(parser).as_dict()
+                assert parser.get_defaults().as_dict() == own
+                assert parser.get_defaults().as_dict() == own  # from the cache this time
+    handed = config_parser.get_defaults()
+    handed["trainer.max_epochs"] = -5
+    assert config_parser.get_defaults()["trainer.max_epochs"] != -5
+
+
+def test_the_defaults_follow_a_change_of_the_parser():
+    parser = TrainlabParser(exit_on_error=False)
+    parser.add_argument("--epochs", type=int, default=3)
+    assert parser.get_defaults().epochs == 3
+    parser.set_defaults(epochs=5)
+    assert parser.get_defaults().epochs == 5
+    parser.add_argument("--lr", type=float, default=0.1)
+    assert parser.get_defaults().as_dict() == {"epochs": 5, "lr": 0.1}

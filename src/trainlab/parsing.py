@@ -1,17 +1,18 @@
 """The config parser every trainlab command runs through: Lightning's, with the work it repeats cut out.
 
-Lightning's config layer (jsonargparse) cost a short fit as much as its training: it checks each value as it
-is read, checks every value again at the end, dumps the whole config (the Trainer's ~50 keys, logger,
-callbacks) to record two sections of it, and dumps it again for config.yaml. This module is the one place
-that relies on jsonargparse's and Lightning's private config API for that; tests/test_parsing.py compares
-each shortcut with the full path and fails loudly when a new version changes what it relies on.
+Lightning's config layer (jsonargparse) cost a short fit as much as its training: it works out the parser's
+defaults anew for every parse, checks each value as it is read, checks every value again at the end, dumps the
+whole config (the Trainer's ~50 keys, logger, callbacks) to record two sections of it, and dumps it again for
+config.yaml. This module is the one place that relies on jsonargparse's and Lightning's private config API for
+that; tests/test_parsing.py compares each shortcut with the full path and fails loudly when a new version
+changes what it relies on.
 """
 
 import json
 
 import yaml
 from jsonargparse import Namespace, set_dumper
-from jsonargparse._common import parser_context  # private: see the module docstring
+from jsonargparse._common import lenient_check, parser_context  # private: see the module docstring
 from jsonargparse._required import iter_required_keys  # private: see the module docstring
 from lightning.pytorch.cli import LightningArgumentParser
 
@@ -41,6 +42,21 @@ class TrainlabParser(LightningArgumentParser):
             except (TypeError, KeyError) as error:
                 self.error(str(error), error)
         return config
+
+    def get_defaults(self, skip_validation: bool = False, **kwargs) -> Namespace:
+        """jsonargparse's defaults, worked out once per parser and handed out as copies: every parse starts from
+        them, and working them out (each class section's defaults adapted anew) is a third of a parse. A change
+        of the parser's arguments or defaults works them out again; default config files are read each time."""
+        if kwargs or self.default_config_files:
+            return super().get_defaults(skip_validation, **kwargs)
+        arguments = tuple((id(action), id(action.default)) for action in self._actions)
+        key = (skip_validation, lenient_check.get(), arguments)
+        cache = self.__dict__.setdefault("_defaults_cache", {})
+        if key not in cache:
+            if len(cache) > 8:  # the parser changed since
+                cache.clear()
+            cache[key] = super().get_defaults(skip_validation)
+        return cache[key].clone()
 
     def missing_keys(self, config: Namespace, prefix: str = "") -> list[str]:
         """The required keys (the subcommand, a command's model and data) the config leaves out or null."""
