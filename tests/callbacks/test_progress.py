@@ -6,7 +6,7 @@ from tests.helpers import config, run_cli
 
 def test_progress_bar_counts_epochs_and_summary_lines_print_above_it(capsys):
     args = ["--trainer.max_epochs", "4", "--run.summary_every", "2", "--trainer.enable_model_summary", "false"]
-    assert run_cli("fit", "-c", config("seed"), *args) == 0
+    assert run_cli("fit", "-c", config("seed"), *args, "--run.report", "false") == 0
     out = capsys.readouterr().out
     assert "Training: 100%" in out and "4/4" in out and "epoch" in out
     assert "Epoch [2/4], train/loss" in out and "Epoch [4/4], train/loss" in out
