@@ -31,7 +31,6 @@ def stop_units(module, losses: torch.Tensor) -> torch.Tensor:
                 f"step {module.trainer.global_step + 1}"
             )
             module.slot_evaluation.stop(module, [unit], module.current_epoch)
-    module._any_frozen = True
     return torch.where(bad, torch.zeros_like(losses), losses)
 
 

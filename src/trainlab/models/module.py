@@ -253,6 +253,7 @@ class MLPModule(pl.LightningModule):
                 if self.hparams.population is None:
                     divergence.fail(self, losses, optimizer, epoch["last"])
                 losses = divergence.stop_units(self, losses)
+                self._any_frozen = True
                 objective = losses.sum()
             steps.zero_grad(optimizer)
             if self._l1 is not None:
