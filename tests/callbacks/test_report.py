@@ -1,8 +1,10 @@
 """After a test: plots/*.png that decode and show what they claim, the same figures and the hyperparameters
 in TensorBoard, and a self-contained report.html; none of it when turned off."""
 
+import io
 import re
 
+import PIL.Image
 import pytest
 from matplotlib.image import imread
 
@@ -40,6 +42,11 @@ def test_tensorboard_has_the_figures_and_the_hparams():
     (run,) = run_dirs("seed")
     events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     assert {f"plots/{name}" for name in EXPECTED["seed"]} <= set(events.Tags()["images"])
+    for name in EXPECTED["seed"]:  # each figure as plots/ holds it, with its size
+        (image,) = events.Images(f"plots/{name}")
+        png = (run / "plots" / f"{name}.png").read_bytes()
+        assert image.encoded_image_string == png
+        assert (image.width, image.height) == PIL.Image.open(io.BytesIO(png)).size
     hparams = events.PluginTagToContent("hparams")
     assert hparams  # the HParams view's session data, with the test metrics as its metrics
     # named as tuning trials name theirs: config keys, metrics under hparams/ (off the per-epoch curves)

@@ -2,10 +2,10 @@
 the hyperparameters in TensorBoard's HParams view, and report.html."""
 
 import re
+import struct
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 
 from trainlab import tasks
@@ -110,16 +110,22 @@ def best_epoch(trainer) -> int | None:
     return int(found.group(1)) if found else None
 
 
+PNG_COLOURS = {0: 1, 2: 3, 4: 2, 6: 4}  # a PNG's colour type -> TensorBoard's colorspace (grey, RGB, grey+A, RGBA)
+
+
+def png_summary(tag: str, png: bytes):
+    """A TensorBoard image summary holding `png` as it is (add_image would take pixels and encode them again)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, right after the 8-byte signature
+    image = Summary.Image(height=height, width=width, colorspace=PNG_COLOURS[png[25]], encoded_image_string=png)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
 def log_to_tensorboard(trainer, pl_module, images: dict[str, bytes], metrics: dict) -> None:
-    import io
-
-    from matplotlib.image import imread
-
     writer = trainer.logger.experiment
     for name, data in images.items():
-        writer.add_image(
-            f"plots/{name}", np.asarray(imread(io.BytesIO(data), format="png")), trainer.global_step, dataformats="HWC"
-        )
+        writer.file_writer.add_summary(png_summary(f"plots/{name}", data), trainer.global_step)
     # Named as tuning trials name theirs (config keys; metrics under hparams/), so that TensorBoard's HParams
     # view over lightning_logs compares fits and trials column by column; hparams/ keeps these values, logged
     # at step 0, off the per-epoch curves.
