@@ -2,6 +2,7 @@
 loads it (exit 2, nothing written); checkpoints are written whole or not at all."""
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,21 @@ def test_missing_checkpoint(command, capsys):
     assert "--ckpt_path='runs/nothing.ckpt': no such file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not a checkpoint", b"PK\x03\x04 truncated zip"])
-def test_file_that_is_not_a_checkpoint(content, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", ""),
+        (b"this is not a checkpoint", "not a file torch.save wrote"),
+        (b"PK\x03\x04 truncated zip", ""),
+        (pickle.dumps({"state_dict": {}, "hook": print}), "holds Python objects besides tensors and plain values"),
+    ],
+)
+def test_file_that_is_not_a_checkpoint(content, reason, tmp_path, capsys):
     (tmp_path / "broken.ckpt").write_bytes(content)
     assert run_cli("test", "-c", config("seed"), "--ckpt_path", tmp_path / "broken.ckpt") == 2
-    err = capsys.readouterr().err
-    assert "broken.ckpt" in err and "not a readable checkpoint" in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.ckpt" in err[0] and "not a readable checkpoint" in err[0] and reason in err[0]
+    assert "weights_only" not in err[0]  # torch's advice to load it with weights_only=False would run its code
 
 
 @pytest.mark.parametrize("command", ["test", "validate", "predict"])

@@ -11,6 +11,18 @@ from trainlab.errors import UserError, no_checkpoint_file
 from trainlab.io import write_bytes_atomic
 
 
+def unreadable(file: Path, error: Exception) -> str:
+    """Why torch.load(weights_only=True) could not read `file`, in the user's terms (torch's words for a refused
+    pickle advise loading it with weights_only=False, which would run the file's code: never repeated)."""
+    with open(file, "rb") as stream:
+        start = stream.read(2)
+    if not start.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive; older torch a pickle
+        return "not a file torch.save wrote"
+    if "Weights only load failed" in str(error):
+        return "it holds Python objects besides tensors and plain values; checkpoints are loaded without running code"
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+
+
 def check_checkpoint(path: str, model_keys: set[str]) -> dict:
     """The trainlab checkpoint at `path`, loaded; UserError if it is not one, or not one this trainlab and
     Lightning can read (`model_keys`: the hyperparameters the model class takes).
@@ -25,8 +37,7 @@ def check_checkpoint(path: str, model_keys: set[str]) -> dict:
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file; any of them means unreadable
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise UserError(f"{key}: not a readable checkpoint ({reason})") from None
+        raise UserError(f"{key}: not a readable checkpoint ({unreadable(file, error)})") from None
     missing = [k for k in ("state_dict", "hyper_parameters") if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         raise UserError(f"{key}: not a trainlab checkpoint (missing {', '.join(missing)})")
