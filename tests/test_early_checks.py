@@ -2,6 +2,7 @@
 traceback, nothing written; answered before Lightning is imported (trainlab.early_checks) in the full
 parser's words."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -324,9 +325,15 @@ def test_a_file_without_the_named_columns_is_answered_from_its_header_before_lig
     write_csv("train.csv")
     pq.write_table(pa_csv.read_csv("train.csv"), "train.parquet")
     Path("empty.csv").write_text("")
+    Path("folder.csv").mkdir()
+    Path("gz.csv").write_bytes(gzip.compress(Path("train.csv").read_bytes()))
+    Path("head1.csv").write_bytes(b"x1,caf\xe9\n1,0\n")
     cases = {
         "missing file": ({"path": "nowhere.csv"}, "nowhere.csv: no such file"),
         "empty file": ({"path": "empty.csv"}, "empty.csv: the file is empty"),
+        "a folder": ({"path": "folder.csv"}, "folder.csv: a folder, not a file"),
+        "compressed": ({"path": "gz.csv"}, "gz.csv: a gzip-compressed file (decompress it first), not CSV text"),
+        "latin-1 header": ({"path": "head1.csv"}, "head1.csv: cannot be read as csv: its header is not UTF-8 text"),
         "no target column": ({"target": "churn"}, "train.csv: no target column 'churn'; its columns: x1, x2, colour"),
         "no feature column": ({"features": ["x1", "x3"]}, "train.csv: no column 'x3' (data.init_args.features"),
         "parquet": ({"path": "train.parquet", "categorical": ["hue"]}, "train.parquet: no column 'hue'"),

@@ -1,6 +1,7 @@
 """Your own data: CSV and Parquet files, and scikit-learn's bundled datasets."""
 
 import csv
+import gzip
 import json
 import os
 import subprocess
@@ -158,6 +159,25 @@ BAD_FILES = {
     "missing file": (lambda: "nowhere.csv", {}, "nowhere.csv: no such file"),
     "empty file": (lambda: (Path("empty.csv").write_text(""), "empty.csv")[1], {}, "empty.csv: the file is empty"),
     "header only": (lambda: write_rows("head.csv", COLUMNS, []), {}, "head.csv: the file has a header but no rows"),
+    "a folder": (lambda: (Path("folder.csv").mkdir(), "folder.csv")[1], {}, "folder.csv: a folder, not a file"),
+    "compressed": (
+        lambda: (Path("gz.csv").write_bytes(gzip.compress(b"x1,label\n1,0\n2,1\n")), "gz.csv")[1],
+        {},
+        "gz.csv: a gzip-compressed file (decompress it first), not CSV text; allowed: CSV text or a .parquet file",
+    ),
+    "latin-1 header": (
+        lambda: (Path("head1.csv").write_bytes(b"x1,caf\xe9\n1,0\n2,1\n"), "head1.csv")[1],
+        {},
+        "head1.csv: cannot be read as csv: its header is not UTF-8 text; save the file as UTF-8",
+    ),
+    "latin-1 text": (
+        lambda: (
+            Path("latin.csv").write_bytes(b"x1,label\n" + b"".join(b"%d,caf\xe9\n" % i for i in range(30))),
+            "latin.csv",
+        )[1],
+        {},
+        "latin.csv: target column 'label' holds text that is not UTF-8 (another encoding, such as Latin-1)",
+    ),
     "no target column": (lambda: write_csv("t.csv"), {"target": "churn"}, "no target column 'churn'"),
     "not a number": (
         lambda: write_rows("nan.csv", ["x1", "label"], [[str(i), i % 2] for i in range(40)] + [["abc", 1]]),

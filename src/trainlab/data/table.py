@@ -61,7 +61,7 @@ def _read_table(path: Path, kind: str):
 
             check_names(parquet.read_schema(path).names, path)  # (pyarrow refuses to read repeated names)
             table = parquet.read_table(path)
-    except (pa.ArrowInvalid, OSError) as error:
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
         raise _unreadable(path, kind, error) from None
     if table.num_rows == 0:
         raise UserError(f"{path}: the file has a header but no rows")
@@ -83,7 +83,7 @@ def column_names(path: str | Path) -> list[str]:
         from pyarrow import parquet
 
         return parquet.read_schema(path).names
-    except (pa.ArrowInvalid, OSError) as error:
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
         raise _unreadable(path, kind, error) from None
 
 
@@ -102,15 +102,38 @@ def _readable(path: str | Path) -> tuple[Path, str]:
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise UserError(f"{path}: unknown file type {path.suffix!r}; allowed: {', '.join(sorted(FORMATS))}")
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
+    if kind == "csv":
+        with open(path, "rb") as stream:
+            start = stream.read(4096)
+        binary = next((what for magic, what in NOT_TEXT.items() if start.startswith(magic)), None)
+        if binary is not None or b"\x00" in start:
+            raise UserError(f"{path}: {binary or 'binary data'}, not CSV text; allowed: CSV text or a .parquet file")
     return path, kind
 
 
+# What a file named .csv holds when it starts so (pyarrow would read its bytes as a header and rows).
+NOT_TEXT = {
+    b"\x1f\x8b": "a gzip-compressed file (decompress it first)",
+    b"PK\x03\x04": "a zip archive (an Excel workbook is one: export it as CSV)",
+    b"BZh": "a bzip2-compressed file (decompress it first)",
+    b"\xfd7zXZ\x00": "an xz-compressed file (decompress it first)",
+    b"\x28\xb5\x2f\xfd": "a zstd-compressed file (decompress it first)",
+    b"PAR1": "a Parquet file (name it .parquet)",
+}
+
+
 def _unreadable(path: Path, kind: str, error: Exception) -> UserError:
-    return UserError(f"{path}: cannot be read as {kind}: {str(error).splitlines()[0][:200]}")
+    if isinstance(error, UnicodeDecodeError):  # pyarrow decodes a CSV's header itself
+        return UserError(f"{path}: cannot be read as {kind}: its header is not UTF-8 text; save the file as UTF-8")
+    reason = str(error).splitlines()[0][:200]
+    reason = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in reason)  # a terminal
+    return UserError(f"{path}: cannot be read as {kind}: {reason}")
 
 
 def _csv_options(path: Path):
@@ -139,11 +162,17 @@ def check_column_type(table, name: str, path, role: str) -> None:
         kind = kind.value_type
     if is_numeric_type(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
         return
+    leave_out = "leave it out with data.init_args.features" if role == "input" else "choose another target"
+    if (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)) and FORMATS.get(Path(path).suffix.lower()) == "csv":
+        # pyarrow reads text it cannot decode as UTF-8 as bytes
+        raise UserError(
+            f"{path}: {role} column {name!r} holds text that is not UTF-8 (another encoding, such as Latin-1); "
+            f"save the file as UTF-8 or {leave_out}"
+        )
     if pa.types.is_temporal(kind):
         what, convert = "dates or times", "numbers (days since a reference day, or year, month and weekday columns)"
     else:
         what, convert = f"values of type {kind}", "one column per number"
-    leave_out = "leave it out with data.init_args.features" if role == "input" else "choose another target"
     raise UserError(
         f"{path}: {role} column {name!r} holds {what}; allowed: numbers or text (categories); "
         f"convert it to {convert} or {leave_out}"
