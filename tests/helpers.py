@@ -3,6 +3,7 @@ it, the shipped configs, run directories, and what runs leave behind."""
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -64,7 +65,6 @@ def redirect_output(stdout: str | int, stderr: str | int | None, cwd: str | None
     """In a fork: its output to files (in `cwd`) or file descriptors (stderr None: with stdout), and torch
     ready to run there."""
     import logging
-    import os
 
     import torch
 
@@ -101,3 +101,24 @@ def scalars(run: Path) -> dict[str, list[float]]:
 
 def snapshot(folder: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class Forked:
+    """`trainlab ARGS` in a process of its own to kill or signal (see fork_trainlab), its stdout and stderr one
+    pipe, read line by line."""
+
+    def __init__(self, *args: str):
+        read, write = os.pipe()
+        self.process = fork_trainlab(*args, stdout=write, stderr=None)
+        os.close(write)
+        self.stdout = open(read)  # noqa: SIM115 (closed by wait)
+        self.pid = self.process.pid
+
+    def send_signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait(self) -> int:
+        """The exit code; minus the signal's number when a signal ended it (as subprocess.Popen's)."""
+        code = exit_code(self.process, timeout=120)
+        self.stdout.close()
+        return code

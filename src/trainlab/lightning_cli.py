@@ -73,7 +73,8 @@ class RunOptions:
         report: after a test, write plots/*.png and report.html and log the figures to TensorBoard.
         threads: CPU threads torch uses while the Trainer runs; null: one for a small model's step (see
             trainlab.threads: measured faster, and far faster on a busy machine), torch's setting otherwise.
-        verbose: print the test metrics' table and the doctor's verdict (tuning trials turn it off).
+        verbose: print the test metrics' table, the doctor's verdict and, when interrupted, how to resume
+            (the runs of trainlab cv and tune, which cannot be resumed alone, turn it off).
         doctor: the training doctor's thresholds (see trainlab.diagnosis); null turns it off.
     """
 
@@ -256,7 +257,7 @@ class TrainlabCLI(LightningCLI):
             EpochSummary(run.summary_every),
             MetricsWriter(),
             PredictionsWriter(),
-            SaveOnInterrupt(),
+            SaveOnInterrupt(resume_hint=run.verbose),
         ]
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(EpochProgressBar())
@@ -289,7 +290,7 @@ class TrainlabCLI(LightningCLI):
         self.model.slot_evaluation.configure(
             run.monitor, mode, stop.patience if stop else None, stop.min_delta if stop else 0.0
         )
-        callbacks = [SaveOnInterrupt(), CpuThreads(run.threads)]
+        callbacks = [SaveOnInterrupt(resume_hint=run.verbose), CpuThreads(run.threads)]
         if trainer.get("enable_checkpointing") is not False:
             callbacks.append(LastCheckpoint(every=run.last_checkpoint_every))
         return callbacks

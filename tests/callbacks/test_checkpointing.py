@@ -2,7 +2,6 @@
 checkpoint on the monitored metric. Killed fits resume exactly from last.ckpt; Ctrl-C stops cleanly after saving
 interrupted.ckpt (real processes, real signals)."""
 
-import os
 import signal
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 import trainlab
-from tests.helpers import QUIET, config, exit_code, fork_trainlab, read_json, run_cli, run_dirs, scalars
+from tests.helpers import QUIET, Forked, config, read_json, run_cli, run_dirs, scalars
 
 QUIET_API = {"trainer.enable_progress_bar": False}
 
@@ -78,33 +77,11 @@ ARGS = ["--trainer.max_epochs", "60", "--run.summary_every", "1", "--model.init_
 ARGS += ["--trainer.enable_progress_bar", "false"]
 
 
-class Fit:
-    """`trainlab fit` in a process of its own to kill or signal: a fork of this one, which starts at once (a new
-    interpreter spends ~5 s importing Lightning; tests/test_cli.py runs the console script itself). Its stdout
-    and stderr are one pipe, read line by line."""
-
-    def __init__(self, *args: str):
-        read, write = os.pipe()
-        self.process = fork_trainlab(*args, stdout=write, stderr=None)
-        os.close(write)
-        self.stdout = open(read)  # noqa: SIM115 (closed by wait)
-        self.pid = self.process.pid
-
-    def send_signal(self, signum: int) -> None:
-        os.kill(self.pid, signum)
-
-    def wait(self) -> int:
-        """The exit code; minus the signal's number when a signal ended it (as subprocess.Popen's)."""
-        code = exit_code(self.process, timeout=120)
-        self.stdout.close()
-        return code
+def start_fit(*extra: str) -> Forked:
+    return Forked("fit", "-c", config("seed"), *ARGS, *extra)
 
 
-def start_fit(*extra: str) -> Fit:
-    return Fit("fit", "-c", config("seed"), *ARGS, *extra)
-
-
-def wait_for_epoch(process: Fit, epoch: int) -> None:
+def wait_for_epoch(process: Forked, epoch: int) -> None:
     for line in process.stdout:
         if line.startswith(f"Epoch [{epoch}/60]"):
             return

@@ -1,10 +1,12 @@
-"""`trainlab cv`: bad input is refused in one line and nothing runs."""
+"""`trainlab cv`: bad input is refused in one line and nothing runs; an interrupt stops it in one line."""
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import config, run_cli
+from tests.helpers import Forked, config, run_cli
 
 BAD = [
     (["--folds", "1"], "--folds=1"),
@@ -25,3 +27,21 @@ def test_bad_cv_input_is_one_line_and_runs_nothing(args, named, capsys):
     assert err.startswith("trainlab: error:") and "\n" not in err and "Traceback" not in err
     assert named in err
     assert not Path("lightning_logs/cv").exists()
+
+
+@pytest.mark.parametrize("pack", [[], ["--no-pack"]], ids=["packed", "one fit per fold"])
+def test_an_interrupted_cv_stops_in_one_line_without_a_fit_resume_hint(pack):
+    """A fold cannot be resumed alone: the interrupted fit's checkpoint is saved, but `--ckpt_path` is not
+    offered (trainlab fit's hint), and the command stops with 128 + SIGINT."""
+    process = Forked("cv", "-c", config("seed"), "--folds", "2", "--trainer.max_epochs", "500", *pack)
+    deadline = time.monotonic() + 120  # a guard against a hang, not a speed expectation
+    while not list(Path("lightning_logs/cv").rglob("last.ckpt")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output = process.stdout.read()
+    assert process.wait() == 128 + signal.SIGINT
+    lines = output.strip().splitlines()
+    assert lines[-1] == "trainlab: stopped by SIGINT (exit 130)" and "Traceback" not in output
+    assert "trainlab: interrupted: saved" in lines[-2] and "interrupted.ckpt" in lines[-2]
+    assert "--ckpt_path" not in output

@@ -72,7 +72,11 @@ def final_epoch(trainer: pl.Trainer) -> bool:
 
 class SaveOnInterrupt(Callback):
     """Ctrl-C (SIGINT) or SIGTERM during fit: save `checkpoints/interrupted.ckpt` before Lightning shuts down.
-    An exact resume starts from `checkpoints/last.ckpt`, the end of a recent epoch (see LastCheckpoint)."""
+    An exact resume starts from `checkpoints/last.ckpt`, the end of a recent epoch (see LastCheckpoint): said
+    with `resume_hint`, which a cv fold or tuning trial leaves out (it is no fit to resume alone)."""
+
+    def __init__(self, resume_hint: bool = True):
+        self.resume_hint = resume_hint
 
     def on_exception(self, trainer, pl_module, exception):
         from trainlab.errors import Stopped
@@ -83,9 +87,5 @@ class SaveOnInterrupt(Callback):
             path = run_dir(trainer) / "checkpoints" / "interrupted.ckpt"
             trainer.save_checkpoint(path)
             if trainer.is_global_zero:
-                print(
-                    f"trainlab: interrupted: saved {path}; resume exactly with --ckpt_path "
-                    f"{path.with_name('last.ckpt')}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                hint = f"; resume exactly with --ckpt_path {path.with_name('last.ckpt')}" if self.resume_hint else ""
+                print(f"trainlab: interrupted: saved {path}{hint}", file=sys.stderr, flush=True)
