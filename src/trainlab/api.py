@@ -72,7 +72,8 @@ def cross_validate(config: str | Path, folds: int = 5, **options):
 
 def report(*run_dirs: str | Path, out: str | Path = "comparison.html") -> list[Path]:
     """Rebuild report.html of run directories, as `trainlab report`; with several runs, also the
-    comparison page `out`. Returns the pages written; a directory that is not a reportable run raises."""
+    comparison page `out` (a file, or a folder for comparison.html in it). Returns the pages written; a
+    directory that is not a reportable run raises."""
     from trainlab.reporting.command import build_reports
 
     return build_reports([Path(d) for d in run_dirs], Path(out))

@@ -1,11 +1,12 @@
 """`trainlab report`: pages rebuilt from run directories without retraining, several runs compared (the
-chapter's learning rates), and each bad run named while the others are still reported."""
+chapter's learning rates) on a page --out names, and each bad run named while the others are still reported."""
 
 import re
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import LEAN, config, read_json, run_cli, run_dirs
+from tests.helpers import LEAN, QUIET, config, read_json, run_cli, run_dirs, snapshot
 
 
 @pytest.mark.slow
@@ -92,3 +93,20 @@ def test_report_of_a_run_with_damaged_optional_files_warns_and_still_writes_the_
     (run / "metrics.json").write_text("[1]")
     assert run_cli("report", run) == 2
     assert "metrics.json holds list, not a mapping" in capsys.readouterr().err
+
+
+def test_out_is_a_file_or_a_folder_for_the_comparison_and_is_refused_with_one_run(capsys):
+    for lr in ("0.1", "0.01"):
+        args = ["--model.init_args.lr", lr, "--trainer.max_epochs", "2", *QUIET]
+        assert run_cli("fit", "-c", config("seed"), *args) == 0
+    first, second = run_dirs("seed")
+    Path("pages").mkdir()
+    capsys.readouterr()
+    assert run_cli("report", first, second, "--out", "pages") == 0
+    assert "comparison: pages/comparison.html" in capsys.readouterr().out
+    assert "lr=0.1" in Path("pages/comparison.html").read_text()
+    before = snapshot(first)
+    assert run_cli("report", first, "--out", "one.html") == 2  # --out would do nothing: said, not ignored
+    err = capsys.readouterr().err.strip()
+    assert "--out one.html: a comparison needs two or more runs" in err and "\n" not in err
+    assert not Path("one.html").exists() and snapshot(first) == before

@@ -141,10 +141,13 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("comparison.html"),
-        help="where the comparison of several runs goes (default: comparison.html)",
+        help="where the comparison of several runs goes: a file, or a folder for comparison.html in it "
+        "(default: comparison.html)",
     )
     args = parser.parse_args(argv)
+    if args.out is not None and len(args.runs) == 1:
+        parser.error(f"--out {args.out}: a comparison needs two or more runs; one run's page is its report.html")
+    out = comparison_path(args.out or Path("comparison.html"))
     runs, failed = [], 0
     for folder in args.runs:
         try:
@@ -152,8 +155,8 @@ def report_main(argv: list[str]) -> int:
         except NotAReport as problem:
             print(f"trainlab: error: {folder}: {problem}", file=sys.stderr)
             failed += 1
-    for page in write_pages(runs, args.out):
-        print(f"{'comparison' if page == args.out else 'report'}: {page}")
+    for page in write_pages(runs, out):
+        print(f"{'comparison' if page == out else 'report'}: {page}")
     return 2 if failed else 0
 
 
@@ -170,8 +173,14 @@ def build_reports(folders: list[Path], out: Path) -> list[Path]:
     return write_pages(runs, out)
 
 
+def comparison_path(out: Path) -> Path:
+    """Where the comparison page goes: `out`, or comparison.html in it when it is a folder."""
+    return out / "comparison.html" if out.is_dir() else out
+
+
 def write_pages(runs: list[dict], out: Path) -> list[Path]:
-    """Each run's report.html, then, for several runs, the comparison page at `out`."""
+    """Each run's report.html, then, for several runs, the comparison page at `out` (a file, or a folder)."""
+    out = comparison_path(out)
     pages = [rebuild(run) for run in runs]
     if len(runs) > 1:
         from trainlab.reporting import figures
