@@ -190,6 +190,11 @@ BAD_FILES = {
         {},
         "has a single class ('yes')",
     ),
+    "a constant number": (
+        lambda: write_rows("constant.csv", ["x1", "label"], [[i, 5] for i in range(30)]),
+        {},
+        "constant.csv: target 'label' has a single class (5); classification needs at least 2",
+    ),
     "too many classes": (
         lambda: write_rows("many.csv", ["x1", "label"], [[i, f"c{i % 30}"] for i in range(300)]),
         {},

@@ -113,7 +113,9 @@ class FileDataModule(TabularDataModule):
             task = "regression" if not text and not (whole and len(labels) <= self.max_classes) else "classification"
         if task != "regression":
             if len(labels) < 2:
-                raise UserError(f"{where} has a single class ({labels[0]!r}); classification needs at least 2")
+                label = labels[0].item() if hasattr(labels[0], "item") else labels[0]  # 5 or 'yes', not np.int64(5)
+                label = int(label) if whole else label
+                raise UserError(f"{where} has a single class ({label!r}); classification needs at least 2")
             if task == "binary" and len(labels) != 2:
                 raise UserError(f"{where} has {len(labels)} classes; task binary needs exactly 2")
             if len(labels) > self.max_classes:
