@@ -163,7 +163,12 @@ BAD_FILES = {
     "compressed": (
         lambda: (Path("gz.csv").write_bytes(gzip.compress(b"x1,label\n1,0\n2,1\n")), "gz.csv")[1],
         {},
-        "gz.csv: a gzip-compressed file (decompress it first), not CSV text; allowed: CSV text or a .parquet file",
+        "gz.csv: a gzip-compressed file (decompress it first), not CSV text; allowed: UTF-8 CSV text or a .parquet",
+    ),
+    "utf-16": (
+        lambda: (Path("wide.csv").write_text("x1,label\n1,0\n2,1\n", encoding="utf-16"), "wide.csv")[1],
+        {},
+        "wide.csv: UTF-16 text (save the file as UTF-8), not CSV text",
     ),
     "latin-1 header": (
         lambda: (Path("head1.csv").write_bytes(b"x1,caf\xe9\n1,0\n2,1\n"), "head1.csv")[1],

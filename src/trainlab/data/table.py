@@ -113,7 +113,8 @@ def _readable(path: str | Path) -> tuple[Path, str]:
             start = stream.read(4096)
         binary = next((what for magic, what in NOT_TEXT.items() if start.startswith(magic)), None)
         if binary is not None or b"\x00" in start:
-            raise UserError(f"{path}: {binary or 'binary data'}, not CSV text; allowed: CSV text or a .parquet file")
+            allowed = "UTF-8 CSV text or a .parquet file"
+            raise UserError(f"{path}: {binary or 'binary data'}, not CSV text; allowed: {allowed}")
     return path, kind
 
 
@@ -125,6 +126,8 @@ NOT_TEXT = {
     b"\xfd7zXZ\x00": "an xz-compressed file (decompress it first)",
     b"\x28\xb5\x2f\xfd": "a zstd-compressed file (decompress it first)",
     b"PAR1": "a Parquet file (name it .parquet)",
+    b"\xff\xfe": "UTF-16 text (save the file as UTF-8)",
+    b"\xfe\xff": "UTF-16 text (save the file as UTF-8)",
 }
 
 
