@@ -118,7 +118,8 @@ def png_summary(tag: str, png: bytes):
     from tensorboard.compat.proto.summary_pb2 import Summary
 
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, right after the 8-byte signature
-    image = Summary.Image(height=height, width=width, colorspace=PNG_COLOURS[png[25]], encoded_image_string=png)
+    colours = PNG_COLOURS.get(png[25], 4)  # (3, a palette: the viewer decodes it to colours anyway)
+    image = Summary.Image(height=height, width=width, colorspace=colours, encoded_image_string=png)
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
