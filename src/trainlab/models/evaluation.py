@@ -21,7 +21,6 @@ class Evaluation(torch.nn.Module):
         self.held_out = "val"  # the per-epoch split's name (MLPModule.name_held_out)
         self.metrics = torch.nn.ModuleDict()  # per stage ("val", "test", THIN); torchmetrics keeps them apart
         self.losses = torch.nn.ModuleDict()  # per stage: the mean loss over the split's rows
-        self.thin_names: tuple[str, ...] = ()  # the metrics the THIN collection holds
         self._updating: dict[str, str] = {}  # per stage in an epoch: the key of the collection it updates
 
     def name_held_out(self, split: str) -> None:
@@ -39,9 +38,8 @@ class Evaluation(torch.nn.Module):
             key = THIN
             always = module.val_metrics_always
             names = tuple(n for n in tasks.METRIC_NAMES[self.task] if f"{self.held_out}/{n}" in always)
-            if key in self.metrics and names != self.thin_names:
-                del self.metrics[key]
-            self.thin_names = names
+            if key in self.metrics and names != tuple(self.metrics[key].keys(keep_base=True)):
+                del self.metrics[key]  # the essentials changed (log_val_metrics)
         if key not in self.metrics:
             prefix = f"{self.held_out if stage == 'val' else stage}/"
             made = tasks.make_metrics(self.task, self.num_classes, prefix, names, sync_on_compute=False)

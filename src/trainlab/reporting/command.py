@@ -147,7 +147,6 @@ def report_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.out is not None and len(args.runs) == 1:
         parser.error(f"--out {args.out}: a comparison needs two or more runs; one run's page is its report.html")
-    out = comparison_path(args.out or Path("comparison.html"))
     runs, failed = [], 0
     for folder in args.runs:
         try:
@@ -155,8 +154,9 @@ def report_main(argv: list[str]) -> int:
         except NotAReport as problem:
             print(f"trainlab: error: {folder}: {problem}", file=sys.stderr)
             failed += 1
-    for page in write_pages(runs, out):
-        print(f"{'comparison' if page == out else 'report'}: {page}")
+    pages = write_pages(runs, args.out or Path("comparison.html"))
+    for index, page in enumerate(pages):
+        print(f"{'comparison' if index == len(runs) else 'report'}: {page}")  # the comparison comes last
     return 2 if failed else 0
 
 
